@@ -1,0 +1,1 @@
+"""Who may do what: API keys and roles, guards, the audit trail, retention and erasure."""

@@ -1,0 +1,1 @@
+"""Free-text mining: redaction, sentiment, codebook themes, emerging topics and safeguarding."""

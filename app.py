@@ -1,0 +1,123 @@
+"""The Litestar application: `create_app()` wires the domains' controllers, the guard and the database."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import openapi_ui_bundles.swagger_ui as swagger_ui
+from litestar import Litestar, Request, Response, Router, get
+from litestar.di import Provide
+from litestar.logging.config import StructLoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
+
+from access.policy import guard, provide_principal, public
+from surveys import db, services
+from surveys.controllers import OrganisationController, ReferralController
+from surveys.schemas import Health
+from surveys.tabular import FileRejected
+
+ASSETS = "/schema/assets"
+
+
+def app_version() -> str:
+    try:
+        return version("vop")
+    except PackageNotFoundError:
+        return "0.0.0+source"
+
+
+@get("/health", operation_id="health", opt=public(), tags=["platform"])
+async def health() -> Health:
+    """Liveness and database reachability."""
+    engine = db.current_engine()
+    await engine.run_ddl("SELECT 1")
+    return Health(status="ok", database=engine.engine_type, version=app_version())
+
+
+def file_rejected(_: Request[Any, Any, Any], exc: FileRejected) -> Response[dict[str, Any]]:
+    return Response(
+        {
+            "detail": f"the file was not imported: {exc.total} problem(s); nothing was stored",
+            "total": exc.total,
+            "problems": [p.as_dict() for p in exc.problems],
+        },
+        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+    )
+
+
+def invalid(_: Request[Any, Any, Any], exc: services.Invalid) -> Response[dict[str, Any]]:
+    return Response(
+        {"detail": str(exc), "errors": [{"field": f, "reason": r} for f, r in exc.problems]},
+        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+    )
+
+
+def conflict(_: Request[Any, Any, Any], exc: services.Conflict) -> Response[dict[str, Any]]:
+    return Response({"detail": str(exc)}, status_code=HTTP_409_CONFLICT)
+
+
+def not_found(_: Request[Any, Any, Any], exc: services.NotFound) -> Response[dict[str, Any]]:
+    return Response({"detail": "not found"}, status_code=HTTP_404_NOT_FOUND)
+
+
+def openapi_config() -> OpenAPIConfig:
+    # The docs page loads its scripts from an installed package, never from a CDN (works offline).
+    swagger = SwaggerRenderPlugin(
+        js_url=f"{ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{ASSETS}/swagger-ui-standalone-preset.js",
+        path="/swagger",
+    )
+    return OpenAPIConfig(
+        title="vop: Victim Outcomes Platform API",
+        version=app_version(),
+        description=(
+            "Referrals, surveys, outcome metrics and exports. Authenticate with "
+            "`Authorization: Bearer <key>` (create a key with `vop keys create`)."
+        ),
+        path="/schema",
+        render_plugins=[swagger],
+        openapi_router=Router(path="/schema", route_handlers=[], opt=public()),
+        components=Components(
+            security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="vop API key")}
+        ),
+        security=[{"apiKey": []}],
+        use_handler_docstrings=True,
+    )
+
+
+async def on_startup() -> None:
+    await db.start()
+
+
+async def on_shutdown() -> None:
+    await db.stop()
+
+
+def create_app() -> Litestar:
+    """The application, with every route behind the access-policy guard."""
+    assets = create_static_files_router(
+        path=ASSETS, directories=[swagger_ui.static_path], opt=public(), include_in_schema=False,
+        name="schema-assets",
+    )  # fmt: skip
+    return Litestar(
+        route_handlers=[health, OrganisationController, ReferralController, assets],
+        guards=[guard],
+        dependencies={"principal": Provide(provide_principal)},
+        exception_handlers={
+            FileRejected: file_rejected,
+            services.Invalid: invalid,
+            services.Conflict: conflict,
+            services.NotFound: not_found,
+        },
+        openapi_config=openapi_config(),
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        logging_config=StructLoggingConfig(log_exceptions="always"),
+        request_max_body_size=1024 * 1024,
+    )

@@ -1,0 +1,1 @@
+"""Files out: the MoJ return, provider reports, VRG packs and CSV, with disclosure control."""

@@ -1,0 +1,1 @@
+"""Instrument scoring, periods and the metric definitions of shared/domain/metrics.md."""

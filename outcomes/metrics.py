@@ -1,0 +1,351 @@
+"""The metric set of shared/domain/metrics.md as one SQL statement, and the shaping of its rows.
+
+Everything row-level runs in the database: a per-referral step (`ep`) flags each referral as received,
+supported or closed in the period; a per-episode step (`pick`) finds, for each closed episode, its
+earliest complete baseline and latest complete exit response by instant (ties: lowest / highest id);
+a per-episode step (`outc`) reads every answer from those two responses only; one GROUP BY with
+conditional aggregates then counts. Python only turns the few grouped rows into rates and means.
+
+The statement is the same on SQLite and PostgreSQL except for how an instant is read (SQLite keeps
+Timestamptz as text, possibly with a `T` or an offset, so it goes through julianday()). Means and the
+SWEMWBS thresholds are summed as integers (metric points in hundredths), so both engines give
+identical numbers, not just close ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from outcomes.scoring import SWEMWBS_METRIC_CENTI, SWEMWBS_RELIABLE_CHANGE_CENTI, rate
+
+Dialect = Literal["sqlite", "postgres"]
+
+AREAS: tuple[str, ...] = ("cope", "safety", "health", "informed", "cjs", "recover")
+STATUSES: tuple[str, ...] = (
+    "referred",
+    "contacted",
+    "declined",
+    "uncontactable",
+    "out_of_scope",
+    "supported",
+    "closed",
+)
+HELPED_ANSWERED: tuple[str, ...] = ("a_lot", "a_little", "no")
+HELPED_YES: tuple[str, ...] = ("a_lot", "a_little")
+SATISFACTION_ANSWERS: tuple[str, ...] = (
+    "completely_satisfied",
+    "very_satisfied",
+    "fairly_satisfied",
+    "neither",
+    "fairly_dissatisfied",
+    "very_dissatisfied",
+    "completely_dissatisfied",
+)
+SATISFIED: tuple[str, ...] = SATISFACTION_ANSWERS[:3]
+RIGHTS: tuple[int, ...] = tuple(range(1, 13))
+# Bands of the number of distinct Victims' Code rights received: (name, lowest, highest).
+RIGHTS_BANDS: tuple[tuple[str, int, int], ...] = (("0-3", 0, 3), ("4-6", 4, 6), ("7-9", 7, 9), ("10-12", 10, 12))
+
+# Breakdown attribute -> SQL expression over `r` (referral) and `o` (its provider organisation).
+# Booleans become the text 'true' / 'false' in SQL, so both engines render and group them alike.
+BREAKDOWNS: dict[str, str] = {
+    "provider": "o.code",
+    "service": "o.service",
+    "crime_group": "r.crime_type",
+    "age_band": "r.age_band",
+    "sex": "r.sex",
+    "ethnicity": "r.ethnicity",
+    "disability": "r.disability",
+    "source": "r.source",
+    "domestic_abuse": "CASE WHEN r.domestic_abuse THEN 'true' ELSE 'false' END",
+    "hate_crime": "CASE WHEN r.hate_crime THEN 'true' ELSE 'false' END",
+    "repeat_victim": "CASE WHEN r.repeat_victim THEN 'true' ELSE 'false' END",
+}
+
+
+def metric_names() -> list[str]:
+    """Every metric name of one group, in the order of metrics.md (the keys of `metrics`)."""
+    names = ["referrals_received", "victims_referred"]
+    names += [f"referrals_by_status.{s}" for s in STATUSES]
+    names += ["victims_supported", "episodes_closed", "exit_responses", "exit_response_rate"]
+    for kind in ("helped_n", "helped", "helped_pct", "paired_n", "improved", "deteriorated", "no_change"):
+        names += [f"{kind}.{a}" for a in AREAS]
+    names += [f"improved_pct.{a}" for a in AREAS] + [f"mean_change.{a}" for a in AREAS]
+    names += ["helped_cope_and_recover", "helped_cope_and_recover_pct", "answered", "satisfied", "satisfied_pct"]
+    names += [f"rights_received.{r}" for r in RIGHTS]
+    names += [f"satisfied_pct_by_rights.{b}" for b, _, _ in RIGHTS_BANDS]
+    names += [
+        f"{m}.swemwbs"
+        for m in (
+            "paired_n",
+            "mean_baseline",
+            "mean_exit",
+            "mean_change",
+            "reliable_improvement",
+            "reliable_deterioration",
+        )
+    ]
+    return names
+
+
+def check_breakdown(by: Sequence[str] | None) -> list[str]:
+    """The breakdown attributes, validated: known names, no repeats; ValueError otherwise."""
+    attrs = list(by or [])
+    for attr in attrs:
+        if attr not in BREAKDOWNS:
+            raise ValueError(f"unknown breakdown {attr!r}; use one of {', '.join(BREAKDOWNS)}")
+    if len(set(attrs)) != len(attrs):
+        raise ValueError(f"a breakdown attribute is repeated in {attrs}")
+    return attrs
+
+
+def _in(values: Sequence[str]) -> str:
+    # Fixed vocabulary from this module, never user input: safe to inline as literals.
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _swemwbs_centi(alias: str) -> str:
+    """SQL: the SWEMWBS metric score of response `alias` in hundredths, NULL unless all 7 items 1..5."""
+    items = [f"{alias}.swemwbs_{i}" for i in range(1, 8)]
+    complete = " AND ".join(f"{i} BETWEEN 1 AND 5" for i in items)
+    table = " ".join(f"WHEN {raw} THEN {centi}" for raw, centi in SWEMWBS_METRIC_CENTI.items())
+    return f"CASE WHEN {complete} THEN CASE {' + '.join(items)} {table} END END"
+
+
+def _rights_count(mask: str) -> str:
+    # Portable popcount of bits 0..11 (right r is bit r-1): neither engine has one for integers.
+    return " + ".join(f"(({mask} >> {r - 1}) & 1)" for r in RIGHTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """Table names of Organisation, Referral and Response (Piccolo's, so never user input)."""
+
+    organisation: str = "organisation"
+    referral: str = "referral"
+    response: str = "response"
+
+
+def _instant(dialect: Dialect, column: str) -> str:
+    # SQLite stores Timestamptz as text ("2025-01-01 10:00:00+00:00", or with T / an offset when
+    # written by other tools); julianday() reads all of them as one UTC instant.
+    return f"julianday({column})" if dialect == "sqlite" else column
+
+
+def _episode_columns() -> list[str]:
+    """SQL select items of `outc`: one row per closed episode with a complete exit response."""
+    cols = ["c.rid AS rid"]
+    for a in AREAS:
+        paired = f"b.{a} BETWEEN 1 AND 5 AND x.{a} BETWEEN 1 AND 5"
+        cols += [
+            f"CASE WHEN x.helped_{a} IN {_in(HELPED_ANSWERED)} THEN 1 ELSE 0 END AS hn_{a}",
+            f"CASE WHEN x.helped_{a} IN {_in(HELPED_YES)} THEN 1 ELSE 0 END AS hy_{a}",
+            f"CASE WHEN {paired} THEN 1 ELSE 0 END AS pn_{a}",
+            f"CASE WHEN {paired} THEN x.{a} - b.{a} END AS d_{a}",
+        ]
+    cols += [
+        f"CASE WHEN x.helped_cope IN {_in(HELPED_YES)} OR x.helped_recover IN {_in(HELPED_YES)} "
+        "THEN 1 ELSE 0 END AS hcr",
+        f"CASE WHEN x.helped_cope IN {_in(HELPED_ANSWERED)} OR x.helped_recover IN {_in(HELPED_ANSWERED)} "
+        "THEN 1 ELSE 0 END AS hcr_n",
+        f"CASE WHEN x.satisfaction IN {_in(SATISFACTION_ANSWERS)} THEN 1 ELSE 0 END AS sat_n",
+        f"CASE WHEN x.satisfaction IN {_in(SATISFIED)} THEN 1 ELSE 0 END AS sat_y",
+        "x.rights_mask AS mask",
+        f"CASE WHEN x.rights_mask IS NOT NULL THEN {_rights_count('x.rights_mask')} END AS nrights",
+        f"{_swemwbs_centi('b')} AS sw_b",
+        f"{_swemwbs_centi('x')} AS sw_x",
+    ]
+    return cols
+
+
+def _aggregates() -> list[str]:
+    """SQL aggregate items over `ep` LEFT JOIN `outc`; aliases are read back by `shape_metrics`."""
+    aggs = [
+        "SUM(ep.rec) AS received",
+        "COUNT(DISTINCT CASE WHEN ep.rec = 1 THEN ep.pk END) AS victims_referred",
+        "COUNT(DISTINCT CASE WHEN ep.sup = 1 THEN ep.pk END) AS victims_supported",
+        "SUM(ep.clo) AS closed",
+        "COUNT(oc.rid) AS exits",
+    ]
+    aggs += [f"SUM(CASE WHEN ep.rec = 1 AND ep.status = '{s}' THEN 1 ELSE 0 END) AS st_{s}" for s in STATUSES]
+    for a in AREAS:
+        aggs += [
+            f"SUM(oc.hn_{a}) AS hn_{a}",
+            f"SUM(oc.hy_{a}) AS hy_{a}",
+            f"SUM(oc.pn_{a}) AS pn_{a}",
+            f"SUM(CASE WHEN oc.d_{a} >= 1 THEN 1 ELSE 0 END) AS up_{a}",
+            f"SUM(CASE WHEN oc.d_{a} <= -1 THEN 1 ELSE 0 END) AS down_{a}",
+            f"SUM(oc.d_{a}) AS dsum_{a}",
+        ]
+    aggs += ["SUM(oc.hcr) AS hcr", "SUM(oc.hcr_n) AS hcr_n", "SUM(oc.sat_n) AS sat_n", "SUM(oc.sat_y) AS sat_y"]
+    aggs.append("SUM(CASE WHEN oc.mask IS NOT NULL THEN 1 ELSE 0 END) AS rights_n")
+    aggs += [f"SUM(CASE WHEN (oc.mask & {1 << (r - 1)}) <> 0 THEN 1 ELSE 0 END) AS right_{r}" for r in RIGHTS]
+    for i, (_, lo, hi) in enumerate(RIGHTS_BANDS):
+        band = f"oc.nrights BETWEEN {lo} AND {hi}"
+        aggs += [
+            f"SUM(CASE WHEN {band} THEN oc.sat_n ELSE 0 END) AS band{i}_n",
+            f"SUM(CASE WHEN {band} THEN oc.sat_y ELSE 0 END) AS band{i}_y",
+        ]
+    paired = "oc.sw_b IS NOT NULL AND oc.sw_x IS NOT NULL"
+    aggs += [
+        f"SUM(CASE WHEN {paired} THEN 1 ELSE 0 END) AS sw_n",
+        f"SUM(CASE WHEN {paired} THEN oc.sw_b END) AS sw_bsum",
+        f"SUM(CASE WHEN {paired} THEN oc.sw_x END) AS sw_xsum",
+        f"SUM(CASE WHEN {paired} AND oc.sw_x - oc.sw_b >= {SWEMWBS_RELIABLE_CHANGE_CENTI} THEN 1 ELSE 0 END) "
+        "AS sw_up",
+        f"SUM(CASE WHEN {paired} AND oc.sw_b - oc.sw_x >= {SWEMWBS_RELIABLE_CHANGE_CENTI} THEN 1 ELSE 0 END) "
+        "AS sw_down",
+    ]
+    return aggs
+
+
+_TOKEN = re.compile(r":(start|end|provider)\b")
+
+
+def build_metrics_sql(
+    dialect: Dialect,
+    start: date,
+    end: date,
+    by: Sequence[str] | None = None,
+    provider: str | None = None,
+    tables: Tables | None = None,
+) -> tuple[str, list[Any]]:
+    """The one statement computing every metric for the whole area and for each `by` group.
+
+    Returns SQL with Piccolo `{}` placeholders and its arguments in order. Rows have `lvl` 0 (whole
+    area, first) or 1 (a group, with its attribute values in g0, g1, ...). Groups come from all
+    stored referrals (of the provider, when filtered), whatever their dates, so a group may be all
+    zeros.
+    """
+    attrs = check_breakdown(by)
+    t = tables or Tables()
+    dims = [f"{BREAKDOWNS[a]} AS g{i}" for i, a in enumerate(attrs)]
+    inst = _instant(dialect, "s.completed_at")
+    where = "WHERE o.code = :provider" if provider is not None else ""
+    ep_cols = ", ".join(
+        [
+            "r.id AS rid",
+            "r.person_key AS pk",
+            "r.status AS status",
+            *dims,
+            "CASE WHEN r.referral_date >= :start AND r.referral_date <= :end THEN 1 ELSE 0 END AS rec",
+            # Open at any time in the period: started by its end, not ended before its start.
+            "CASE WHEN r.support_start IS NOT NULL AND r.support_start <= :end "
+            "AND (r.support_end IS NULL OR r.support_end >= :start) THEN 1 ELSE 0 END AS sup",
+            # Only episodes (support_start set) close; a stray support_end alone is no episode.
+            "CASE WHEN r.support_start IS NOT NULL AND r.support_end >= :start AND r.support_end <= :end "
+            "THEN 1 ELSE 0 END AS clo",
+        ]
+    )
+
+    def first(wave: str, order: str) -> str:
+        # Earliest baseline / latest exit by instant; the id breaks exact ties the same way on both engines.
+        return (
+            f"(SELECT s.id FROM {t.response} s WHERE s.referral = ep.rid AND s.wave = '{wave}' "
+            f"AND s.completed_at IS NOT NULL ORDER BY {inst} {order}, s.id {order} LIMIT 1)"
+        )
+
+    group_cols = ", ".join(f"ep.g{i}" for i in range(len(attrs)))
+    aggs = ", ".join(_aggregates())
+    source = "FROM ep LEFT JOIN outc oc ON oc.rid = ep.rid"
+    whole_dims = "".join(f", NULL AS g{i}" for i in range(len(attrs)))
+    select = f"SELECT 0 AS lvl{whole_dims}, {aggs} {source}"
+    if attrs:
+        select += f" UNION ALL SELECT 1 AS lvl, {group_cols}, {aggs} {source} GROUP BY {group_cols}"
+    sql = (
+        f"WITH ep AS (SELECT {ep_cols} FROM {t.referral} r JOIN {t.organisation} o ON o.id = r.provider {where}), "
+        f"pick AS (SELECT ep.rid AS rid, {first('baseline', 'ASC')} AS bl_id, {first('exit', 'DESC')} AS ex_id "
+        "FROM ep WHERE ep.clo = 1), "
+        f"outc AS (SELECT {', '.join(_episode_columns())} FROM pick c "
+        f"JOIN {t.response} x ON x.id = c.ex_id LEFT JOIN {t.response} b ON b.id = c.bl_id) "
+        f"{select}"
+    )
+    values = {"start": start, "end": end, "provider": provider}
+    args: list[Any] = []
+
+    def placeholder(m: re.Match[str]) -> str:
+        args.append(values[m.group(1)])
+        return "{}"
+
+    return _TOKEN.sub(placeholder, sql), args
+
+
+def _int(row: Mapping[str, Any], key: str) -> int:
+    # SUM over no rows is NULL, and PostgreSQL returns bigint / numeric: normalise to int.
+    value = row.get(key)
+    return 0 if value is None else int(value)
+
+
+def _mean(total: Any, count: int, scale: int = 1) -> float | None:
+    if count == 0 or total is None:
+        return None
+    return int(total) / count / scale
+
+
+def shape_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One aggregated row -> the metrics of metrics.md (flat names, rates as Wilson rate objects)."""
+    m: dict[str, Any] = {
+        "referrals_received": _int(row, "received"),
+        "victims_referred": _int(row, "victims_referred"),
+    }
+    for s in STATUSES:
+        m[f"referrals_by_status.{s}"] = _int(row, f"st_{s}")
+    closed, exits = _int(row, "closed"), _int(row, "exits")
+    m["victims_supported"] = _int(row, "victims_supported")
+    m["episodes_closed"] = closed
+    m["exit_responses"] = exits
+    m["exit_response_rate"] = rate(exits, closed)
+    for a in AREAS:
+        hn, hy, pn = _int(row, f"hn_{a}"), _int(row, f"hy_{a}"), _int(row, f"pn_{a}")
+        up, down = _int(row, f"up_{a}"), _int(row, f"down_{a}")
+        m[f"helped_n.{a}"] = hn
+        m[f"helped.{a}"] = hy
+        m[f"helped_pct.{a}"] = rate(hy, hn)
+        m[f"paired_n.{a}"] = pn
+        m[f"improved.{a}"] = up
+        m[f"deteriorated.{a}"] = down
+        m[f"no_change.{a}"] = pn - up - down
+        m[f"improved_pct.{a}"] = rate(up, pn)
+        m[f"mean_change.{a}"] = _mean(row.get(f"dsum_{a}"), pn)
+    m["helped_cope_and_recover"] = _int(row, "hcr")
+    m["helped_cope_and_recover_pct"] = rate(_int(row, "hcr"), _int(row, "hcr_n"))
+    m["answered"] = _int(row, "sat_n")
+    m["satisfied"] = _int(row, "sat_y")
+    m["satisfied_pct"] = rate(_int(row, "sat_y"), _int(row, "sat_n"))
+    rights_n = _int(row, "rights_n")
+    for r in RIGHTS:
+        m[f"rights_received.{r}"] = rate(_int(row, f"right_{r}"), rights_n)
+    for i, (band, _, _) in enumerate(RIGHTS_BANDS):
+        m[f"satisfied_pct_by_rights.{band}"] = rate(_int(row, f"band{i}_y"), _int(row, f"band{i}_n"))
+    sw_n = _int(row, "sw_n")
+    mean_b = _mean(row.get("sw_bsum"), sw_n, 100)
+    mean_x = _mean(row.get("sw_xsum"), sw_n, 100)
+    m["paired_n.swemwbs"] = sw_n
+    m["mean_baseline.swemwbs"] = mean_b
+    m["mean_exit.swemwbs"] = mean_x
+    m["mean_change.swemwbs"] = (
+        None if sw_n == 0 else (int(row["sw_xsum"]) - int(row["sw_bsum"])) / sw_n / 100
+    )
+    m["reliable_improvement.swemwbs"] = _int(row, "sw_up")
+    m["reliable_deterioration.swemwbs"] = _int(row, "sw_down")
+    return m
+
+
+def _sort_key(values: Sequence[Any]) -> tuple[tuple[int, str], ...]:
+    # Sorted in Python, not SQL: the engines' collations differ, and NULL must sort the same on both.
+    return tuple((1, "") if v is None else (0, str(v)) for v in values)
+
+
+def shape_result(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
+    """Grouped rows -> `groups`: the whole area first, then each combination of `by` values, sorted."""
+    whole = [r for r in rows if int(r["lvl"]) == 0]
+    parts = [r for r in rows if int(r["lvl"]) == 1]
+    groups: list[dict[str, Any]] = [{"by": {}, "metrics": shape_metrics(whole[0] if whole else {})}]
+    keyed = [([r[f"g{i}"] for i in range(len(by))], r) for r in parts]
+    for values, r in sorted(keyed, key=lambda item: _sort_key(item[0])):
+        groups.append({"by": dict(zip(by, values, strict=True)), "metrics": shape_metrics(r)})
+    return groups

@@ -1,0 +1,38 @@
+"""Queries of the outcomes domain: the metric set of metrics.md, computed in SQL on either engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outcomes.metrics import Tables, build_metrics_sql, check_breakdown, shape_result
+from outcomes.periods import parse_period
+from surveys.tables import Organisation, Referral, Response
+
+
+def table_names() -> Tables:
+    """The tables' names as Piccolo knows them (so a renamed table cannot break the raw SQL)."""
+    return Tables(
+        organisation=Organisation._meta.tablename,
+        referral=Referral._meta.tablename,
+        response=Response._meta.tablename,
+    )
+
+
+async def compute_metrics(period: str, by: list[str] | None = None, provider: str | None = None) -> dict[str, Any]:
+    """Every metric of metrics.md for `period`, for the whole area and each `by` group.
+
+    Returns `{"period": {"code", "start", "end"}, "groups": [{"by": {...}, "metrics": {...}}, ...]}`,
+    whole area first. `provider` (an organisation code) restricts everything, groups included, to
+    that provider's referrals. Raises ValueError for a bad period, breakdown or unknown provider.
+    """
+    p = parse_period(period)
+    attrs = check_breakdown(by)
+    if provider is not None:
+        found = await Organisation.exists().where(Organisation.code == provider)
+        if not found:
+            raise ValueError(f"unknown provider {provider!r}")
+    engine = Referral._meta.db
+    dialect = "sqlite" if engine.engine_type == "sqlite" else "postgres"
+    sql, args = build_metrics_sql(dialect, p.start, p.end, attrs, provider, table_names())
+    rows = await Referral.raw(sql, *args)
+    return {"period": p.as_dict(), "groups": shape_result(rows, attrs)}

@@ -1,0 +1,131 @@
+"""Settings for vop, read once from the environment.
+
+Every setting is an environment variable (`VOP_*`); nothing is read from files except the development
+secret, which is generated on first use so that a newcomer's `vop serve --demo` works without setup.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DEV_SECRET_FILE = ".vop-secret"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: str
+    database_url: str
+    secret_key: bytes
+    area_name: str = "Warwickshire"
+    contact_email: str = ""
+    suppression_threshold: int = 4
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_tls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = "surveys@example.org"
+    public_base_url: str = "http://127.0.0.1:8000"
+    rate_limit_failures_per_minute: int = 20
+    log_level: str = "INFO"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def sqlite_path(self) -> str:
+        """The file of a `sqlite:///path` URL (relative to the working folder)."""
+        if self.is_postgres:
+            raise SettingsError("VOP_DATABASE_URL points at PostgreSQL, not a SQLite file")
+        return self.database_url.removeprefix("sqlite:///")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _secret(env: str, notes: list[str]) -> bytes:
+    raw = os.environ.get("VOP_SECRET_KEY", "")
+    if raw:
+        if len(raw) < 32:
+            raise SettingsError("VOP_SECRET_KEY must be at least 32 characters (use `vop secret`)")
+        return raw.encode()
+    if env == "production":
+        raise SettingsError(
+            "VOP_SECRET_KEY is not set. In production the secret that encrypts contact details and keys "
+            "person identifiers must come from the environment; generate one with `vop secret`."
+        )
+    path = Path(DEV_SECRET_FILE)
+    if not path.exists():
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    notes.append(
+        f"VOP_SECRET_KEY is not set: using the development secret in {path.resolve()} "
+        "(set VOP_SECRET_KEY and VOP_ENV=production for real data)"
+    )
+    return path.read_text().strip().encode()
+
+
+def load_settings() -> Settings:
+    """Read the environment into a Settings object; raises SettingsError with a clear message."""
+    env = os.environ.get("VOP_ENV", "development")
+    if env not in {"development", "test", "production"}:
+        raise SettingsError(f"VOP_ENV must be development, test or production, got {env!r}")
+    notes: list[str] = []
+    url = os.environ.get("VOP_DATABASE_URL", "") or "sqlite:///vop.db"
+    if not url.startswith(("sqlite:///", "postgres://", "postgresql://")):
+        raise SettingsError(
+            f"VOP_DATABASE_URL must start with sqlite:/// or postgresql://, got {url.split(':')[0]!r}"
+        )
+    if env == "production" and not os.environ.get("VOP_DATABASE_URL"):
+        raise SettingsError("VOP_DATABASE_URL is not set; production needs an explicit database")
+    return Settings(
+        env=env,
+        database_url=url,
+        secret_key=_secret(env, notes),
+        area_name=os.environ.get("VOP_AREA_NAME", "Warwickshire"),
+        contact_email=os.environ.get("VOP_CONTACT_EMAIL", ""),
+        suppression_threshold=_int("VOP_SUPPRESSION_THRESHOLD", 4),
+        smtp_host=os.environ.get("VOP_SMTP_HOST", "127.0.0.1"),
+        smtp_port=_int("VOP_SMTP_PORT", 8025),
+        smtp_tls=os.environ.get("VOP_SMTP_TLS", "false").lower() == "true",
+        smtp_user=os.environ.get("VOP_SMTP_USER", ""),
+        smtp_password=os.environ.get("VOP_SMTP_PASSWORD", ""),
+        smtp_sender=os.environ.get("VOP_SMTP_SENDER", "surveys@example.org"),
+        public_base_url=os.environ.get("VOP_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        rate_limit_failures_per_minute=_int("VOP_RATE_LIMIT_FAILURES", 20),
+        log_level=os.environ.get("VOP_LOG_LEVEL", "INFO"),
+        notes=notes,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"vop: configuration error: {exc}", file=sys.stderr)
+        raise

@@ -1,0 +1,1 @@
+"""Organisations, referrals and episodes, instruments, the contact ledger, survey links and responses."""

@@ -1,0 +1,15 @@
+"""Piccolo app of the surveys domain."""
+
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+from surveys.tables import Organisation, Referral, Response
+
+APP_CONFIG = AppConfig(
+    app_name="surveys",
+    migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
+    table_classes=[Organisation, Referral, Response],
+    migration_dependencies=[],
+    commands=[],
+)

@@ -1,0 +1,32 @@
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from piccolo.table import Table
+
+ID = "2026-11-27T15:00:00:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "composite indexes Piccolo cannot declare"
+
+
+class RawSQL(Table, tablename="referral", schema=None):
+    """Only its engine is used, to run raw SQL."""
+
+
+async def forwards():
+    manager = MigrationManager(migration_id=ID, app_name="surveys", description=DESCRIPTION)
+
+    async def create_indexes() -> None:
+        # A referral is unique per provider (re-imports update it); the metrics pick each episode's
+        # responses by (referral, wave) and closed episodes by support_end.
+        for sql in (
+            "CREATE UNIQUE INDEX referral_provider_referral_id ON referral (provider, referral_id)",
+            "CREATE INDEX response_referral_wave ON response (referral, wave)",
+            "CREATE INDEX referral_support_end ON referral (support_end)",
+        ):
+            await RawSQL.raw(sql).run()
+
+    async def drop_indexes() -> None:
+        for name in ("referral_provider_referral_id", "response_referral_wave", "referral_support_end"):
+            await RawSQL.raw(f"DROP INDEX IF EXISTS {name}").run()
+
+    manager.add_raw(create_indexes)
+    manager.add_raw_backwards(drop_indexes)
+    return manager

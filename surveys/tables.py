@@ -1,0 +1,105 @@
+"""Tables of the surveys domain: organisations, referrals (support episodes) and responses.
+
+Every foreign key states its ON DELETE and nullability on purpose (Piccolo defaults to CASCADE and
+nullable). The raw `person_id` is never stored: `person_key` is its keyed hash (see surveys.crypto).
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    SmallInt,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Organisation(Table):
+    """A provider of support services, or the commissioner (the OPCC)."""
+
+    code = Varchar(length=20, unique=True, null=False)
+    name = Varchar(length=200, null=False)
+    kind = Varchar(length=20, null=False)  # provider | commissioner
+    service = Varchar(length=20, null=True, default=None)  # general sav cse da hate other; None for OPCC
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Referral(Table):
+    """One referral of one person to one provider; an episode once `support_start` is set."""
+
+    provider = ForeignKey(references=Organisation, on_delete=OnDelete.restrict, null=False, index=True)
+    referral_id = Varchar(length=100, null=False)
+    person_key = Varchar(length=64, null=False, index=True)
+    referral_date = Date(null=False, index=True)
+    source = Varchar(length=10, null=False)
+    crime_type = Varchar(length=40, null=False)
+    domestic_abuse = Boolean(default=False, null=False)
+    hate_crime = Boolean(default=False, null=False)
+    repeat_victim = Boolean(default=False, null=False)
+    age_band = Varchar(length=10, null=False, default="unknown")
+    sex = Varchar(length=10, null=False, default="unknown")
+    ethnicity = Varchar(length=10, null=False, default="unknown")
+    disability = Varchar(length=10, null=False, default="unknown")
+    status = Varchar(length=20, null=False, index=True)
+    support_start = Date(null=True, default=None)
+    support_end = Date(null=True, default=None)
+    # AES-GCM ciphertexts (base64); erased (set to NULL) when their purpose ends.
+    contact_email_enc = Text(null=True, default=None)
+    contact_phone_enc = Text(null=True, default=None)
+    preferred_channel = Varchar(length=10, null=False, default="none")
+    safe_to_contact = Boolean(default=False, null=False)
+    consent_to_survey = Boolean(default=False, null=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Response(Table):
+    """One survey response (complete when `completed_at` is set), in the columns of data-formats.md.
+
+    Answers are special-category data: never logged. States are 1..5 or NULL (`na` and blank are both
+    missing); helped answers keep `na` because it is a distinct answer. `rights_mask` holds the Victims'
+    Code rights received as bits 0..11 (right r is bit r-1): NULL = not asked, 0 = `none`.
+    """
+
+    referral = ForeignKey(references=Referral, on_delete=OnDelete.restrict, null=False, index=True)
+    wave = Varchar(length=10, null=False)
+    completed_at = Timestamptz(null=True, default=None)
+    mode = Varchar(length=10, null=False, default="web")
+    instrument_version = Varchar(length=40, null=False, default="core-1")
+    # Idempotency: one stored response per submission key (web submit, phone entry, import row).
+    submission_key = Varchar(length=64, null=True, default=None, unique=True)
+    cope = SmallInt(null=True, default=None)
+    safety = SmallInt(null=True, default=None)
+    health = SmallInt(null=True, default=None)
+    informed = SmallInt(null=True, default=None)
+    cjs = SmallInt(null=True, default=None)
+    recover = SmallInt(null=True, default=None)
+    helped_cope = Varchar(length=10, null=True, default=None)
+    helped_safety = Varchar(length=10, null=True, default=None)
+    helped_health = Varchar(length=10, null=True, default=None)
+    helped_informed = Varchar(length=10, null=True, default=None)
+    helped_cjs = Varchar(length=10, null=True, default=None)
+    helped_recover = Varchar(length=10, null=True, default=None)
+    satisfaction = Varchar(length=30, null=True, default=None)
+    rights_mask = Integer(null=True, default=None)
+    swemwbs_1 = SmallInt(null=True, default=None)
+    swemwbs_2 = SmallInt(null=True, default=None)
+    swemwbs_3 = SmallInt(null=True, default=None)
+    swemwbs_4 = SmallInt(null=True, default=None)
+    swemwbs_5 = SmallInt(null=True, default=None)
+    swemwbs_6 = SmallInt(null=True, default=None)
+    swemwbs_7 = SmallInt(null=True, default=None)
+    barriers_text = Text(null=True, default=None)
+    gaps_text = Text(null=True, default=None)
+    comments_text = Text(null=True, default=None)
+    # Further scale items (ONS4, PHQ-9, GAD-7 ...) as a JSON object text {"phq9_1": 2, ...}.
+    extra_answers = Text(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())

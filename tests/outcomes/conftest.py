@@ -1,0 +1,98 @@
+"""Fixtures of the outcomes tests: row factories over the surveys tables.
+
+`db` here is a stand-in until the lead's shared `db` fixture exists in tests/conftest.py: a fresh
+database (SQLite file by default, PostgreSQL when VOP_DATABASE_URL says so) with the three tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from surveys.db import build_engine
+from surveys.tables import Organisation, Referral, Response
+
+TABLES = (Organisation, Referral, Response)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[None]:
+    url = os.environ.get("VOP_DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        url = f"sqlite:///{tmp_path / 'outcomes.db'}"
+    engine = build_engine(url)
+    saved = [t._meta._db for t in TABLES]
+    for t in TABLES:
+        t._meta.db = engine
+    for t in reversed(TABLES):
+        await t.alter().drop_table(if_exists=True)
+    for t in TABLES:
+        await t.create_table(if_not_exists=True)
+    try:
+        yield
+    finally:
+        for t in reversed(TABLES):
+            await t.alter().drop_table(if_exists=True)
+        for t, old in zip(TABLES, saved, strict=True):
+            t._meta._db = old
+
+
+class Rows:
+    """Row factories with sensible defaults, so each test states only what its rule is about."""
+
+    def __init__(self) -> None:
+        self.orgs: dict[str, Organisation] = {}
+        self._n = 0
+
+    async def org(self, code: str, service: str | None = "general", kind: str = "provider") -> Organisation:
+        org = Organisation(code=code, name=f"{code} service", kind=kind, service=service)
+        await org.save()
+        self.orgs[code] = org
+        return org
+
+    async def referral(self, provider: str = "VS", **fields: Any) -> Referral:
+        """A referral of `provider` (created on first use); fields override the defaults."""
+        if provider not in self.orgs:
+            await self.org(provider)
+        self._n += 1
+        values: dict[str, Any] = {
+            "referral_id": f"R{self._n}",
+            "person_key": f"P{self._n}",
+            "referral_date": date(2025, 5, 1),
+            "source": "police",
+            "crime_type": "burglary_residential",
+            "status": "referred",
+        }
+        values.update(fields)
+        ref = Referral(provider=self.orgs[provider].id, **values)
+        await ref.save()
+        return ref
+
+    async def episode(self, provider: str = "VS", start: date | None = None, end: date | None = None,
+                      **fields: Any) -> Referral:
+        """An episode: support started (default 2025-05-02) and ended (default 2025-06-01)."""
+        return await self.referral(
+            provider,
+            status=fields.pop("status", "closed"),
+            support_start=start or date(2025, 5, 2),
+            support_end=end or date(2025, 6, 1),
+            **fields,
+        )
+
+    async def response(self, referral: Referral, wave: str, completed_at: datetime | str | None = "default",
+                       **answers: Any) -> Response:
+        """A response; complete at 2025-06-01 12:00 UTC unless `completed_at` says otherwise (None = partial)."""
+        when = datetime(2025, 6, 1, 12, tzinfo=UTC) if completed_at == "default" else completed_at
+        resp = Response(referral=referral.id, wave=wave, completed_at=when, **answers)
+        await resp.save()
+        return resp
+
+
+@pytest.fixture
+def rows(db: None) -> Rows:
+    return Rows()
