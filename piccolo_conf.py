@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from piccolo.conf.apps import AppRegistry
 
-from surveys.db import build_engine
 from settings import get_settings
+from surveys.db import build_engine
 
 DB = build_engine(get_settings().database_url)
 

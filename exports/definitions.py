@@ -85,167 +85,167 @@ UNKNOWN_VALUES: frozenset[str] = frozenset(
 #: area, ``r`` a right 1..12, ``B`` a band of rights received.
 METRIC_DEFINITIONS: list[tuple[str, str]] = [
     (
-        'referral',
-        'One referral of one person to one provider (one row of referrals), identified by provider and '
-        'referral_id; its status is its current status.',
+        "referral",
+        "One referral of one person to one provider (one row of referrals), identified by provider and "
+        "referral_id; its status is its current status.",
     ),
     (
-        'victim',
+        "victim",
         "A distinct person across all providers (the keyed hash of the referrer's person identifier). "
-        'Counts of victims are distinct persons, never rows.',
+        "Counts of victims are distinct persons, never rows.",
     ),
     (
-        'episode',
-        'A referral whose support_start is set (whatever its status). Outcome figures count episodes.',
+        "episode",
+        "A referral whose support_start is set (whatever its status). Outcome figures count episodes.",
     ),
     (
-        'period',
-        'UK financial year, April to March: 2025-26 the whole year, 2025-26-H1 / H2, 2025-26-Q1 .. Q4, or'
-        ' an inclusive date range. Periods include both end days; dates are calendar dates in '
-        'Europe/London.',
+        "period",
+        "UK financial year, April to March: 2025-26 the whole year, 2025-26-H1 / H2, 2025-26-Q1 .. Q4, or"
+        " an inclusive date range. Periods include both end days; dates are calendar dates in "
+        "Europe/London.",
     ),
     (
-        'referrals_received',
-        'Referrals with referral_date in the period.',
+        "referrals_received",
+        "Referrals with referral_date in the period.",
     ),
     (
-        'victims_referred',
-        'Distinct victims among referrals_received.',
+        "victims_referred",
+        "Distinct victims among referrals_received.",
     ),
     (
-        'referrals_by_status',
-        'referrals_received split by status: referred, contacted, declined, uncontactable, out_of_scope, '
-        'supported, closed.',
+        "referrals_by_status",
+        "referrals_received split by status: referred, contacted, declined, uncontactable, out_of_scope, "
+        "supported, closed.",
     ),
     (
-        'victims_supported',
-        'Distinct victims with an episode open at any time in the period: support_start <= period_end and'
-        ' (support_end empty or support_end >= period_start).',
+        "victims_supported",
+        "Distinct victims with an episode open at any time in the period: support_start <= period_end and"
+        " (support_end empty or support_end >= period_start).",
     ),
     (
-        'episodes_closed',
-        'Episodes with support_end in the period.',
+        "episodes_closed",
+        "Episodes with support_end in the period.",
     ),
     (
-        'exit_responses',
-        'Episodes in episodes_closed with a complete exit response (its latest complete response of wave '
-        'exit; a partial response never counts).',
+        "exit_responses",
+        "Episodes in episodes_closed with a complete exit response (its latest complete response of wave "
+        "exit; a partial response never counts).",
     ),
     (
-        'exit_response_rate',
-        'exit_responses / episodes_closed.',
+        "exit_response_rate",
+        "exit_responses / episodes_closed.",
     ),
     (
-        'helped_n[a]',
-        'Episodes whose exit helped_a is a_lot, a_little or no.',
+        "helped_n[a]",
+        "Episodes whose exit helped_a is a_lot, a_little or no.",
     ),
     (
-        'helped[a]',
-        'Episodes whose exit helped_a is a_lot or a_little.',
+        "helped[a]",
+        "Episodes whose exit helped_a is a_lot or a_little.",
     ),
     (
-        'helped_pct[a]',
-        'helped[a] / helped_n[a].',
+        "helped_pct[a]",
+        "helped[a] / helped_n[a].",
     ),
     (
-        'paired_n[a]',
-        'Episodes with both a baseline and an exit state answer for a (state answers 1..5).',
+        "paired_n[a]",
+        "Episodes with both a baseline and an exit state answer for a (state answers 1..5).",
     ),
     (
-        'improved[a]',
-        'Paired episodes with exit - baseline >= +1.',
+        "improved[a]",
+        "Paired episodes with exit - baseline >= +1.",
     ),
     (
-        'deteriorated[a]',
-        'Paired episodes with exit - baseline <= -1.',
+        "deteriorated[a]",
+        "Paired episodes with exit - baseline <= -1.",
     ),
     (
-        'no_change[a]',
-        'The rest of paired_n[a]: a change of exactly 0.',
+        "no_change[a]",
+        "The rest of paired_n[a]: a change of exactly 0.",
     ),
     (
-        'improved_pct[a]',
-        'improved[a] / paired_n[a].',
+        "improved_pct[a]",
+        "improved[a] / paired_n[a].",
     ),
     (
-        'mean_change[a]',
-        'Mean of exit - baseline over paired episodes (null when nothing is paired).',
+        "mean_change[a]",
+        "Mean of exit - baseline over paired episodes (null when nothing is paired).",
     ),
     (
-        'helped_cope_and_recover',
+        "helped_cope_and_recover",
         "Episodes in exit_responses whose helped_cope or helped_recover is a_lot or a_little (the MoJ's "
         "'cope and recover'; helped with either counts).",
     ),
     (
-        'helped_cope_and_recover_pct',
-        'helped_cope_and_recover divided by the episodes in exit_responses that answered at least one of '
-        'the two (a_lot, a_little or no).',
+        "helped_cope_and_recover_pct",
+        "helped_cope_and_recover divided by the episodes in exit_responses that answered at least one of "
+        "the two (a_lot, a_little or no).",
     ),
     (
-        'answered',
-        'Episodes in exit_responses with a satisfaction answer on the 7-point scale.',
+        "answered",
+        "Episodes in exit_responses with a satisfaction answer on the 7-point scale.",
     ),
     (
-        'satisfied',
-        'Those answering completely, very or fairly satisfied.',
+        "satisfied",
+        "Those answering completely, very or fairly satisfied.",
     ),
     (
-        'satisfied_pct',
-        'satisfied / answered.',
+        "satisfied_pct",
+        "satisfied / answered.",
     ),
     (
-        'rights_received.r',
+        "rights_received.r",
         "Episodes that listed Victims' Code right r (1..12), over the episodes that answered the rights "
-        'question (a list, or none; empty means not asked).',
+        "question (a list, or none; empty means not asked).",
     ),
     (
-        'satisfied_pct_by_rights.B',
-        'satisfied_pct among the episodes whose number of distinct rights received is in band B (0-3, '
-        '4-6, 7-9, 10-12); not asked: in no band.',
+        "satisfied_pct_by_rights.B",
+        "satisfied_pct among the episodes whose number of distinct rights received is in band B (0-3, "
+        "4-6, 7-9, 10-12); not asked: in no band.",
     ),
     (
-        'paired_n.swemwbs',
-        'Episodes in exit_responses with a SWEMWBS metric score in both their baseline and exit response '
-        '(a score exists only when all 7 items are 1..5; no imputation; converted by the published '
-        'table).',
+        "paired_n.swemwbs",
+        "Episodes in exit_responses with a SWEMWBS metric score in both their baseline and exit response "
+        "(a score exists only when all 7 items are 1..5; no imputation; converted by the published "
+        "table).",
     ),
     (
-        'mean_baseline.swemwbs',
-        'Mean baseline SWEMWBS metric score over paired episodes (null when none).',
+        "mean_baseline.swemwbs",
+        "Mean baseline SWEMWBS metric score over paired episodes (null when none).",
     ),
     (
-        'mean_exit.swemwbs',
-        'Mean exit SWEMWBS metric score over paired episodes (null when none).',
+        "mean_exit.swemwbs",
+        "Mean exit SWEMWBS metric score over paired episodes (null when none).",
     ),
     (
-        'mean_change.swemwbs',
-        'Mean change in SWEMWBS metric points over paired episodes (null when none).',
+        "mean_change.swemwbs",
+        "Mean change in SWEMWBS metric points over paired episodes (null when none).",
     ),
     (
-        'reliable_improvement.swemwbs',
-        'Paired episodes whose SWEMWBS score rose by 3.00 or more.',
+        "reliable_improvement.swemwbs",
+        "Paired episodes whose SWEMWBS score rose by 3.00 or more.",
     ),
     (
-        'reliable_deterioration.swemwbs',
-        'Paired episodes whose SWEMWBS score fell by 3.00 or more.',
+        "reliable_deterioration.swemwbs",
+        "Paired episodes whose SWEMWBS score fell by 3.00 or more.",
     ),
     (
-        '95% interval',
-        'Every rate is reported with its numerator, denominator, percentage and a 95% Wilson score '
-        'interval (z = 1.959964, no continuity correction); percentage and interval are blank on a zero '
-        'denominator.',
+        "95% interval",
+        "Every rate is reported with its numerator, denominator, percentage and a 95% Wilson score "
+        "interval (z = 1.959964, no continuity correction); percentage and interval are blank on a zero "
+        "denominator.",
     ),
     (
-        'breakdowns',
-        'A victim counts once in every group where they have a referral, so groups can add up to more '
-        'than the whole. A breakdown has one group for every value present among all stored referrals.',
+        "breakdowns",
+        "A victim counts once in every group where they have a referral, so groups can add up to more "
+        "than the whole. A breakdown has one group for every value present among all stored referrals.",
     ),
     (
-        '[c]',
-        'Suppressed to protect confidentiality (every output below whole-area totals): a count of 1 to 4;'
-        ' a percentage, mean or interval whose denominator is under 10; and, where a row or column of a '
-        'breakdown has exactly one [c] cell and a shown total, the next smallest cell in it (secondary '
-        'suppression).',
+        "[c]",
+        "Suppressed to protect confidentiality (every output below whole-area totals): a count of 1 to 4;"
+        " a percentage, mean or interval whose denominator is under 10; and, where a row or column of a "
+        "breakdown has exactly one [c] cell and a shown total, the next smallest cell in it (secondary "
+        "suppression).",
     ),
 ]
 
@@ -284,3 +284,20 @@ def metric_label(name: str) -> str:
     }
     label = labels.get(base, base.replace("_", " ").capitalize())
     return f"{label} ({suffix})" if suffix else label
+
+
+SERVICE_LABELS: dict[str, str] = {
+    "general": "General victim service",
+    "sav": "Sexual abuse and violence",
+    "cse": "Child sexual exploitation",
+    "da": "Domestic abuse",
+    "hate": "Hate crime",
+    "other": "Other",
+}
+
+
+def value_label(key: str, value: str) -> str:
+    """How a breakdown value is shown in a row label (services get their names; others as recorded)."""
+    if key == "service":
+        return SERVICE_LABELS.get(value, value)
+    return value

@@ -39,6 +39,24 @@ SHORTHAND_NOTE = "[z] = not applicable (nothing to divide by). [x] = not availab
 _THIN = Side(style="thin", color="808080")
 
 
+@dataclass(frozen=True)
+class CellSource:
+    """Where a published figure came from: for tests and audit, never written to the workbook.
+
+    ``by`` is the group's breakdown as sorted (key, value) pairs; ``field`` is value, pct, numerator,
+    denominator, ci_lo, ci_hi or share; ``period`` / ``provider`` say which call supplied it when a
+    workbook draws on several (None: the workbook's own period / all providers).
+    """
+
+    sheet: str
+    coordinate: str
+    by: tuple[tuple[str, str], ...]
+    metric: str
+    field: str
+    period: str | None = None
+    provider: str | None = None
+
+
 def _styles() -> list[NamedStyle]:
     right = Alignment(horizontal="right", vertical="top")
     return [
@@ -54,7 +72,9 @@ def _styles() -> list[NamedStyle]:
         ),
         NamedStyle(name="vop_label", alignment=Alignment(horizontal="left", vertical="top")),
         NamedStyle(
-            name="vop_total_label", font=Font(bold=True), alignment=Alignment(horizontal="left", vertical="top")
+            name="vop_total_label",
+            font=Font(bold=True),
+            alignment=Alignment(horizontal="left", vertical="top"),
         ),
         NamedStyle(name="vop_count", number_format="#,##0", alignment=right),
         NamedStyle(name="vop_pct", number_format="0.0%", alignment=right),
@@ -121,6 +141,8 @@ class SheetWriter:
     comment_suppressed: bool = True
     row: int = 1
     first_header_row: int | None = None
+    title_rows: int = 0
+    tables: int = 0
     suppressed_cells: int = 0
     markers_used: set[str] = field(default_factory=set)
     widths: dict[int, float] = field(default_factory=dict)
@@ -132,6 +154,7 @@ class SheetWriter:
         if subtitle:
             self.ws.cell(self.row, 1, subtitle).style = "vop_subtitle"
             self.row += 1
+        self.title_rows = self.row - 1
         self.row += 1
 
     def _width(self, col: int, text: str, cap: float = 48) -> None:
@@ -183,6 +206,7 @@ class SheetWriter:
             self.ws.cell(self.row, 1, title).style = "vop_table_title"
             self.row += 1
         header_row = self.row
+        self.tables += 1
         if self.first_header_row is None:
             self.first_header_row = header_row
         for c, text in enumerate(headers, start=1):
@@ -190,7 +214,9 @@ class SheetWriter:
             self._width(c, text if c == 1 else "", 48)
             if c > 1:
                 # Headers wrap, so data columns stay narrow; long words still need room.
-                self.widths[c] = max(self.widths.get(c, 8.0), min(16.0, max(len(w) for w in text.split()) + 2))
+                self.widths[c] = max(
+                    self.widths.get(c, 8.0), min(16.0, max(len(w) for w in text.split()) + 2)
+                )
         self.ws.row_dimensions[header_row].height = 45
         first = header_row + 1
         r = first
@@ -222,8 +248,13 @@ class SheetWriter:
         for col, width in self.widths.items():
             self.ws.column_dimensions[get_column_letter(col)].width = width
         if self.first_header_row is not None:
-            self.ws.freeze_panes = self.ws.cell(self.first_header_row + 1, freeze_col)
-            self.ws.print_title_rows = f"{self.first_header_row}:{self.first_header_row}"
+            # One table: its header stays in view and on every printed page. Several stacked tables:
+            # the first table's header would mislabel the others, so the sheet's title block stays
+            # instead.
+            top = self.first_header_row if self.tables == 1 else self.title_rows
+            if top:
+                self.ws.freeze_panes = self.ws.cell(top + 1, freeze_col)
+                self.ws.print_title_rows = f"1:{top}" if self.tables != 1 else f"{top}:{top}"
             self.ws.print_title_cols = "A:A"
         setup_page(self.ws, landscape=landscape)
         if protect:

@@ -50,6 +50,18 @@ RIGHTS: tuple[int, ...] = tuple(range(1, 13))
 # Bands of the number of distinct Victims' Code rights received: (name, lowest, highest).
 RIGHTS_BANDS: tuple[tuple[str, int, int], ...] = (("0-3", 0, 3), ("4-6", 4, 6), ("7-9", 7, 9), ("10-12", 10, 12))
 
+AREA_METRICS: tuple[str, ...] = (
+    "helped_n",
+    "helped",
+    "helped_pct",
+    "paired_n",
+    "improved",
+    "deteriorated",
+    "no_change",
+    "improved_pct",
+    "mean_change",
+)
+
 # Breakdown attribute -> SQL expression over `r` (referral) and `o` (its provider organisation).
 # Booleans become the text 'true' / 'false' in SQL, so both engines render and group them alike.
 BREAKDOWNS: dict[str, str] = {
@@ -72,9 +84,8 @@ def metric_names() -> list[str]:
     names = ["referrals_received", "victims_referred"]
     names += [f"referrals_by_status.{s}" for s in STATUSES]
     names += ["victims_supported", "episodes_closed", "exit_responses", "exit_response_rate"]
-    for kind in ("helped_n", "helped", "helped_pct", "paired_n", "improved", "deteriorated", "no_change"):
-        names += [f"{kind}.{a}" for a in AREAS]
-    names += [f"improved_pct.{a}" for a in AREAS] + [f"mean_change.{a}" for a in AREAS]
+    for a in AREAS:
+        names += [f"{kind}.{a}" for kind in AREA_METRICS]
     names += ["helped_cope_and_recover", "helped_cope_and_recover_pct", "answered", "satisfied", "satisfied_pct"]
     names += [f"rights_received.{r}" for r in RIGHTS]
     names += [f"satisfied_pct_by_rights.{b}" for b, _, _ in RIGHTS_BANDS]

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Annotated
 
 import msgspec
-
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency

@@ -15,8 +15,8 @@ from typing import Any
 
 from surveys import db, fields
 from surveys.crypto import keyring
-from surveys.tabular import FileRejected, Problem, Table, read_table
 from surveys.tables import Organisation, Referral
+from surveys.tabular import FileRejected, Problem, Table, read_table
 
 MAX_PROBLEMS_LISTED = 200
 
@@ -179,12 +179,12 @@ async def upsert_referrals(records: list[tuple[Any, ...]]) -> tuple[int, int]:
     async with db.write_transaction() as tx:
         conn = tx.connection
         if db.is_sqlite(engine):
-            count_before = (await (await conn.execute("SELECT COUNT(*) FROM referral")).fetchone())[0]
+            count_before = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
             marks = ", ".join(db.placeholders(engine, len(REFERRAL_DB_COLUMNS)))
             await conn.executemany(
                 f"INSERT INTO referral ({cols}) VALUES ({marks}) {upsert}", [_sqlite_values(r) for r in records]
             )
-            count_after = (await (await conn.execute("SELECT COUNT(*) FROM referral")).fetchone())[0]
+            count_after = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
         else:
             count_before = await conn.fetchval("SELECT COUNT(*) FROM referral")
             # COPY into a scratch table, then one set-based upsert: near COPY speed, with ON CONFLICT.
@@ -217,4 +217,4 @@ async def import_referrals(data: bytes, filename: str = "", only_provider: str |
     return ImportResult(rows=len(records), created=created, updated=updated)
 
 
-__all__ = ["FileRejected", "ImportResult", "Problem", "import_organisations", "import_referrals", "Referral"]
+__all__ = ["FileRejected", "ImportResult", "Problem", "Referral", "import_organisations", "import_referrals"]

@@ -72,10 +72,10 @@ class ReferralUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     sex: Sex | msgspec.UnsetType = msgspec.UNSET
     ethnicity: Ethnicity | msgspec.UnsetType = msgspec.UNSET
     disability: Disability | msgspec.UnsetType = msgspec.UNSET
-    support_start: dt.date | None | msgspec.UnsetType = msgspec.UNSET
-    support_end: dt.date | None | msgspec.UnsetType = msgspec.UNSET
-    contact_email: Annotated[str, msgspec.Meta(max_length=254)] | None | msgspec.UnsetType = msgspec.UNSET
-    contact_phone: Annotated[str, msgspec.Meta(max_length=20)] | None | msgspec.UnsetType = msgspec.UNSET
+    support_start: dt.date | msgspec.UnsetType | None = msgspec.UNSET
+    support_end: dt.date | msgspec.UnsetType | None = msgspec.UNSET
+    contact_email: Annotated[str, msgspec.Meta(max_length=254)] | msgspec.UnsetType | None = msgspec.UNSET
+    contact_phone: Annotated[str, msgspec.Meta(max_length=20)] | msgspec.UnsetType | None = msgspec.UNSET
     preferred_channel: Channel | msgspec.UnsetType = msgspec.UNSET
     safe_to_contact: bool | msgspec.UnsetType = msgspec.UNSET
     consent_to_survey: bool | msgspec.UnsetType = msgspec.UNSET

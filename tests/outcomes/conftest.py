@@ -73,16 +73,11 @@ class Rows:
         await ref.save()
         return ref
 
-    async def episode(self, provider: str = "VS", start: date | None = None, end: date | None = None,
-                      **fields: Any) -> Referral:
-        """An episode: support started (default 2025-05-02) and ended (default 2025-06-01)."""
-        return await self.referral(
-            provider,
-            status=fields.pop("status", "closed"),
-            support_start=start or date(2025, 5, 2),
-            support_end=end or date(2025, 6, 1),
-            **fields,
-        )
+    async def episode(self, provider: str = "VS", start: date = date(2025, 5, 2),
+                      end: date | None = date(2025, 6, 1), **fields: Any) -> Referral:
+        """An episode: support started (default 2025-05-02) and ended (default 2025-06-01; None = open)."""
+        fields.setdefault("status", "closed" if end else "supported")
+        return await self.referral(provider, support_start=start, support_end=end, **fields)
 
     async def response(self, referral: Referral, wave: str, completed_at: datetime | str | None = "default",
                        **answers: Any) -> Response:

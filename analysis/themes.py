@@ -1,0 +1,433 @@
+"""Multi-label theme classifier for victims' free-text answers, and its versioned model file.
+
+The classifier is a scikit-learn estimator: TF-IDF word 1-2 grams and ``char_wb`` 2-5 grams (which
+survive misspellings and text-speak such as "counselin" or "no1") feed one logistic regression per
+theme. Each theme gets its own decision threshold, chosen by cross-validation on the training data
+only, because themes differ a lot in how sure the model can be (``housing`` has telling words,
+``respect`` does not).
+
+The trained model is saved with its codebook version, the codebook fingerprint and the sha256 of the
+training data; :func:`load_model` refuses a model trained on another codebook version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from analysis.codebook import Codebook, load_codebook
+
+__all__ = [
+    "ModelVersionError",
+    "ThemeClassifier",
+    "ThemeModel",
+    "as_texts",
+    "load_labelled",
+    "load_model",
+    "model_path",
+    "train",
+    "tune_thresholds",
+]
+
+TRAIN_FILE = "themes-train.jsonl"
+TEST_FILE = "themes-test.jsonl"
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+
+
+class ModelVersionError(RuntimeError):
+    """A saved model does not match the codebook (or file format) it is being used with."""
+
+
+# -- text input --------------------------------------------------------------------------------------
+def as_texts(X: Any) -> list[str]:
+    """Turn estimator input into a list of documents.
+
+    Accepts a sequence of strings (the normal case) or a 2-D array-like, whose row cells are joined
+    with spaces into one document, as when several free-text columns of a table are analysed together.
+    ``None`` and NaN cells count as empty; a bare string is refused because it is almost always a bug
+    (one answer passed instead of a list of answers).
+    """
+    if isinstance(X, str | bytes):
+        raise ValueError("expected a sequence of texts, got a single string")
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError("text estimators do not take sparse matrices; pass the texts")
+    arr = np.asarray(X, dtype=object)
+    if arr.ndim == 1:
+        return [_cell(v) for v in arr]
+    if arr.ndim == 2:
+        return [" ".join(_cell(v) for v in row) for row in arr]
+    raise ValueError(f"expected a 1-D sequence of texts or a 2-D table, got {arr.ndim} dimensions")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _n_columns(X: Any) -> int:
+    """Columns of the input as scikit-learn counts them: 1 for a sequence of texts."""
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return int(shape[1])
+    first = next(iter(X), None) if not hasattr(X, "shape") else None
+    if isinstance(first, list | tuple | np.ndarray):
+        return len(first)
+    return 1
+
+
+def text_features(word_ngram_range: tuple[int, int] = (1, 2),
+                  char_ngram_range: tuple[int, int] = (2, 5),
+                  max_features: int | None = 60000) -> FeatureUnion:
+    """TF-IDF of words and of characters within word boundaries, side by side."""
+    # sublinear_tf: a long answer repeating "police" is not more about the police than a short one.
+    word = TfidfVectorizer(
+        analyzer="word", ngram_range=word_ngram_range, sublinear_tf=True, min_df=1,
+        token_pattern=r"(?u)\b\w+\b", lowercase=True, max_features=max_features, dtype=np.float32,
+    )
+    char = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=char_ngram_range, sublinear_tf=True, min_df=2,
+        lowercase=True, max_features=max_features, dtype=np.float32,
+    )
+    return FeatureUnion([("word", word), ("char", char)])
+
+
+def tune_thresholds(scores: np.ndarray, Y: np.ndarray, grid: Sequence[float] | None = None,
+                    default: float = 0.5) -> np.ndarray:
+    """Per-column threshold on ``scores`` maximising F1 against indicator matrix ``Y``.
+
+    Ties go to the threshold closest to ``default`` so that a flat F1 curve does not push a theme to
+    an extreme; columns with no positives keep ``default``.
+    """
+    grid_arr = np.asarray(grid if grid is not None else np.round(np.arange(0.05, 0.951, 0.025), 3))
+    thresholds = np.full(Y.shape[1], default, dtype=float)
+    for j in range(Y.shape[1]):
+        y = Y[:, j].astype(bool)
+        if not y.any():
+            continue
+        pred = scores[:, j][:, None] >= grid_arr[None, :]
+        tp = (pred & y[:, None]).sum(axis=0)
+        fp = (pred & ~y[:, None]).sum(axis=0)
+        fn = (~pred & y[:, None]).sum(axis=0)
+        f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+        best = np.flatnonzero(np.isclose(f1, f1.max()))
+        thresholds[j] = grid_arr[best[np.argmin(np.abs(grid_arr[best] - default))]]
+    return thresholds
+
+
+# -- the estimator -----------------------------------------------------------------------------------
+class ThemeClassifier(ClassifierMixin, BaseEstimator):
+    """Multi-label classifier of texts into codebook themes.
+
+    Parameters
+    ----------
+    classes : sequence of str or None
+        Label order when ``y`` is given as lists of codes (use the codebook's codes so that columns
+        follow the codebook). ``None``: sorted labels seen in ``y``.
+    C : float
+        Inverse regularisation of each per-theme logistic regression.
+    class_weight : "balanced" or None
+        Each theme is rare among answers; balancing stops the model from predicting "never".
+    word_ngram_range, char_ngram_range : tuple of int
+        N-gram ranges of the word and ``char_wb`` TF-IDF.
+    max_features : int or None
+        Vocabulary cap per vectoriser (bounds memory and prediction time).
+    threshold_cv : int
+        Folds of the cross-validation that chooses per-theme thresholds; 0 or 1 keeps 0.5.
+    random_state : int
+        Seed of the threshold cross-validation split.
+
+    ``y`` may be lists of labels per text, a 2-D indicator matrix, or a 1-D array of single labels
+    (then the classifier behaves as a one-vs-rest multiclass classifier and predicts one label each).
+    """
+
+    def __init__(self, classes: Sequence[str] | None = None, C: float = 8.0,
+                 class_weight: str | None = "balanced", word_ngram_range: tuple[int, int] = (1, 2),
+                 char_ngram_range: tuple[int, int] = (2, 5), max_features: int | None = 60000,
+                 threshold_cv: int = 5, random_state: int = 0) -> None:
+        self.classes = classes
+        self.C = C
+        self.class_weight = class_weight
+        self.word_ngram_range = word_ngram_range
+        self.char_ngram_range = char_ngram_range
+        self.max_features = max_features
+        self.threshold_cv = threshold_cv
+        self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        # 2-D input is accepted (cells joined per row) so the common estimator checks can run.
+        tags.input_tags.two_d_array = True
+        tags.input_tags.allow_nan = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _make_pipeline(self) -> Pipeline:
+        base = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=2000, solver="liblinear")
+        return Pipeline([
+            ("features", text_features(self.word_ngram_range, self.char_ngram_range, self.max_features)),
+            ("clf", OneVsRestClassifier(base)),
+        ])
+
+    def _encode_y(self, y: Any) -> np.ndarray:
+        if isinstance(y, list | tuple) and y and all(isinstance(v, list | tuple | set | frozenset) for v in y):
+            mlb = MultiLabelBinarizer(classes=list(self.classes) if self.classes is not None else None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # unknown labels are a labelling mistake, not noise
+                Y = mlb.fit_transform(y)
+            self.classes_ = np.asarray(mlb.classes_, dtype=object)
+            self.multilabel_ = True
+            return Y.astype(np.int8)
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 2:
+            kind = type_of_target(y_arr)
+            if kind not in ("multilabel-indicator",):
+                raise ValueError(f"2-D y must be a 0/1 indicator matrix, got target type {kind!r}")
+            n = y_arr.shape[1]
+            self.classes_ = (np.asarray(self.classes, dtype=object) if self.classes is not None
+                             else np.arange(n))
+            if len(self.classes_) != n:
+                raise ValueError("len(classes) does not match the columns of y")
+            self.multilabel_ = True
+            return y_arr.astype(np.int8)
+        if y_arr.ndim != 1:
+            raise ValueError("y must be label lists, an indicator matrix or a 1-D label array")
+        kind = type_of_target(y_arr)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"Unknown label type: {kind!r}; expected classes, not continuous values")
+        classes, inverse = np.unique(y_arr, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError("Classifier can't train when only one class is present.")
+        self.classes_ = classes
+        self.multilabel_ = False
+        Y = np.zeros((len(y_arr), len(classes)), dtype=np.int8)
+        Y[np.arange(len(y_arr)), inverse] = 1
+        return Y
+
+    def fit(self, X: Any, y: Any) -> ThemeClassifier:
+        """Fit on texts ``X`` and labels ``y``; returns ``self``."""
+        texts = as_texts(X)
+        if y is None:
+            raise ValueError("ThemeClassifier requires y to be passed, but the target y is None")
+        Y = self._encode_y(y)
+        if len(texts) != Y.shape[0]:
+            raise ValueError(f"X has {len(texts)} texts but y has {Y.shape[0]} rows")
+        self.n_features_in_ = _n_columns(X)
+        # Columns with a single value (a theme nobody, or everybody, has) cannot train a regression;
+        # they get a constant score instead.
+        prevalence = Y.mean(axis=0)
+        self.constant_columns_ = np.flatnonzero((prevalence == 0) | (prevalence == 1))
+        trainable = np.setdiff1d(np.arange(Y.shape[1]), self.constant_columns_)
+        self.trainable_columns_ = trainable
+        pipe = self._make_pipeline()
+        thresholds = np.full(Y.shape[1], 0.5)
+        Yt = Y[:, trainable]
+        if self.multilabel_ and self.threshold_cv and self.threshold_cv > 1 and len(trainable):
+            n_splits = int(min(self.threshold_cv, len(texts)))
+            positives = Yt.sum(axis=0).min()
+            if n_splits >= 2 and positives >= n_splits:
+                cv = KFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+                # Out-of-fold scores: thresholds chosen on answers the fold's model never saw.
+                oof = cross_val_predict(clone(pipe), texts, Yt, cv=cv, method="predict_proba")
+                thresholds[trainable] = tune_thresholds(np.asarray(oof), Yt)
+        self.thresholds_ = thresholds
+        self.pipeline_ = pipe.fit(texts, Yt) if len(trainable) else None
+        self.constant_values_ = prevalence[self.constant_columns_].astype(float)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probability of each theme per text, shape (n_texts, n_themes); rows need not sum to 1."""
+        check_is_fitted(self, "thresholds_")
+        texts = as_texts(X)
+        n_cols = _n_columns(X)
+        if n_cols != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_cols} features, but ThemeClassifier is expecting {self.n_features_in_} features"
+            )
+        out = np.zeros((len(texts), len(self.classes_)), dtype=float)
+        if self.pipeline_ is not None:
+            proba = self.pipeline_.predict_proba(texts)
+            out[:, self.trainable_columns_] = np.asarray(proba).reshape(len(texts), -1)
+        out[:, self.constant_columns_] = self.constant_values_
+        if not self.multilabel_:
+            # Single-label use: normalise one-vs-rest scores into a distribution.
+            totals = out.sum(axis=1, keepdims=True)
+            out = np.divide(out, totals, out=np.full_like(out, 1 / out.shape[1]), where=totals > 0)
+        return out
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Score minus threshold per theme (positive means the theme is predicted)."""
+        scores = self.predict_proba(X) - self.thresholds_
+        if not self.multilabel_ and len(self.classes_) == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """0/1 indicator matrix of themes (multi-label fit) or one label per text (1-D fit)."""
+        proba = self.predict_proba(X)
+        if not self.multilabel_:
+            return self.classes_[np.argmax(proba, axis=1)]
+        return (proba >= self.thresholds_).astype(np.int64)
+
+    def predict_labels(self, X: Any) -> list[list[str]]:
+        """Predicted theme codes per text, in codebook order."""
+        pred = self.predict(X)
+        if not self.multilabel_:
+            return [[str(label)] for label in pred]
+        return [[str(self.classes_[j]) for j in np.flatnonzero(row)] for row in pred]
+
+
+# -- labelled data --------------------------------------------------------------------------------------
+def load_labelled(name: str = TRAIN_FILE) -> list[dict[str, Any]]:
+    """Rows of a packaged labelled file (``themes-train.jsonl`` or ``themes-test.jsonl``)."""
+    text = resources.files("analysis.data").joinpath(name).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def data_sha256(name: str = TRAIN_FILE) -> str:
+    """sha256 of a packaged labelled file's bytes (recorded in model metadata)."""
+    return hashlib.sha256(resources.files("analysis.data").joinpath(name).read_bytes()).hexdigest()
+
+
+# -- the versioned model file -----------------------------------------------------------------------------
+FORMAT = 1
+
+
+@dataclass
+class ThemeModel:
+    """A trained :class:`ThemeClassifier` with the facts needed to trust it."""
+
+    classifier: ThemeClassifier
+    codebook_version: int
+    codebook_fingerprint: str
+    training_sha256: str
+    n_training: int
+    sklearn_version: str
+    format: int = FORMAT
+
+    @property
+    def model_version(self) -> str:
+        """Short identifier shown next to every result, e.g. ``themes-cb1-1a2b3c4d``."""
+        return f"themes-cb{self.codebook_version}-{self.training_sha256[:8]}"
+
+    @property
+    def codes(self) -> list[str]:
+        """Theme codes in column order."""
+        return [str(c) for c in self.classifier.classes_]
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the estimator, as plain data."""
+        return {
+            "model_version": self.model_version,
+            "codebook_version": self.codebook_version,
+            "codebook_fingerprint": self.codebook_fingerprint,
+            "training_sha256": self.training_sha256,
+            "n_training": self.n_training,
+            "sklearn_version": self.sklearn_version,
+            "format": self.format,
+            "codes": self.codes,
+        }
+
+
+def model_path(codebook_version: int, directory: Path | None = None) -> Path:
+    """Where the theme model for a codebook version lives."""
+    return (directory or MODEL_DIR) / f"themes-codebook-v{codebook_version}.joblib"
+
+
+def train(codebook: Codebook | None = None, rows: Iterable[dict[str, Any]] | None = None,
+          save_to: Path | None = None, **params: Any) -> ThemeModel:
+    """Train the theme model deterministically on the packaged training split.
+
+    Only ``themes-train.jsonl`` is read; the test split stays unseen. With ``save_to`` (a directory)
+    the model is written to :func:`model_path` there.
+    """
+    codebook = codebook or load_codebook()
+    if rows is None:
+        rows = load_labelled(TRAIN_FILE)
+        sha = data_sha256(TRAIN_FILE)
+    else:
+        rows = list(rows)
+        sha = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+    rows = list(rows)
+    unknown = sorted({t for r in rows for t in r["themes"]} - set(codebook.codes))
+    if unknown:
+        raise ModelVersionError(f"training labels not in codebook v{codebook.version}: {unknown}")
+    clf = ThemeClassifier(classes=codebook.codes, **params)
+    clf.fit([r["text"] for r in rows], [list(r["themes"]) for r in rows])
+    model = ThemeModel(
+        classifier=clf,
+        codebook_version=codebook.version,
+        codebook_fingerprint=codebook.fingerprint,
+        training_sha256=sha,
+        n_training=len(rows),
+        sklearn_version=sklearn.__version__,
+    )
+    if save_to is not None:
+        save_model(model, model_path(codebook.version, Path(save_to)))
+    return model
+
+
+def save_model(model: ThemeModel, path: Path) -> Path:
+    """Write the model file (metadata beside the estimator so it can be checked before use)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"metadata": model.metadata(), "model": model}, path, compress=3)
+    return path
+
+
+def load_model(codebook: Codebook | None = None, path: Path | None = None) -> ThemeModel:
+    """Load the packaged theme model for ``codebook`` (default: codebook v1).
+
+    Raises :class:`ModelVersionError` when the file was trained on another codebook version or
+    another set of codes, and ``FileNotFoundError`` when no model was shipped: production code must
+    not train on the fly.
+    """
+    codebook = codebook or load_codebook()
+    path = path or model_path(codebook.version)
+    if not path.exists():
+        raise FileNotFoundError(f"no theme model for codebook v{codebook.version} at {path}")
+    # joblib files are pickles: only files shipped in the package (or written by train()) are loaded.
+    payload = joblib.load(path)
+    meta = payload.get("metadata", {}) if isinstance(payload, dict) else {}
+    if meta.get("format") != FORMAT:
+        raise ModelVersionError(f"{path.name}: model file format {meta.get('format')!r} != {FORMAT}")
+    if meta.get("codebook_version") != codebook.version:
+        raise ModelVersionError(
+            f"{path.name} was trained on codebook v{meta.get('codebook_version')}, "
+            f"not v{codebook.version}; retrain it with analysis.themes.train()"
+        )
+    if meta.get("codebook_fingerprint") != codebook.fingerprint:
+        raise ModelVersionError(f"{path.name}: codebook v{codebook.version} codes differ from the model's")
+    model: ThemeModel = payload["model"]
+    if meta.get("sklearn_version") != sklearn.__version__:
+        warnings.warn(
+            f"{path.name} was trained with scikit-learn {meta.get('sklearn_version')}, "
+            f"running {sklearn.__version__}; retrain if results look wrong",
+            stacklevel=2,
+        )
+    return model

@@ -1,0 +1,354 @@
+"""The `vop` command: serve, migrate, import, organisations, keys, demo data.
+
+Errors are one clear line (and a table of rows for rejected files) with a non-zero exit code, never a
+traceback. Anything that can take more than a second shows progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="vop",
+    help="Victim Outcomes Platform: coordinated outcome surveys, MoJ metrics and victims' own words.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+orgs_app = typer.Typer(help="Organisations: providers and the commissioner.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: one per organisation and role, shown once.", no_args_is_help=True)
+import_app = typer.Typer(help="Import CSV or XLSX files (all or nothing).", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(import_app, name="import")
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+
+class Fail(Exception):
+    """A user-facing failure: its message is printed as one line and the exit code is 1."""
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def run(make: Callable[[], Awaitable[T]], *, open_db: bool = True) -> T:
+    """Run a coroutine with the database opened, turning known failures into one clear line."""
+    try:
+        from settings import SettingsError, get_settings
+
+        settings = get_settings()
+    except SettingsError:
+        raise typer.Exit(2) from None
+    for note in settings.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+
+    async def main() -> T:
+        from surveys import db
+
+        if open_db:
+            await db.start()
+        try:
+            return await make()
+        finally:
+            if open_db:
+                await db.stop()
+
+    try:
+        return asyncio.run(main())
+    except Fail as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot reach the database ({settings.database_url.split('@')[-1]}): {exc.strerror or exc}")
+    except Exception as exc:
+        from surveys.tabular import FileRejected
+
+        if isinstance(exc, FileRejected):
+            show_problems(exc)
+            raise typer.Exit(1) from None
+        if type(exc).__name__ in {"OperationalError", "UndefinedTableError", "InvalidCatalogNameError"}:
+            fail(f"database problem: {exc} (run `vop migrate` first?)")
+        raise
+    raise AssertionError("unreachable")
+
+
+def show_problems(exc: Any) -> None:
+    table = Table(title=f"Not imported: {exc.total} problem(s); nothing was stored", title_justify="left")
+    table.add_column("row", justify="right")
+    table.add_column("column")
+    table.add_column("reason")
+    for p in exc.problems:
+        table.add_row(str(p.row) if p.row else "-", p.column or "-", p.reason)
+    err.print(table)
+    if exc.total > len(exc.problems):
+        err.print(f"... and {exc.total - len(exc.problems)} more")
+
+
+def progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}"),
+        TimeElapsedColumn(), console=err, transient=False,
+    )  # fmt: skip
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from app import app_version
+
+        console.print(f"vop {app_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Victim Outcomes Platform."""
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    from surveys.migrate import migrate as apply
+
+    run(lambda: apply(quiet=True))
+    console.print("[green]database is up to date[/]")
+
+
+async def _demo(year: str, seed: int, scale: float) -> dict[str, int]:
+    from surveys.demo import DemoPlan, load_demo
+
+    with progress() as bar:
+        task = bar.add_task("demo data", total=None)
+
+        def step(what: str, n: int) -> None:
+            bar.update(task, description=what, completed=n)
+
+        return await load_demo(DemoPlan(year=year, seed=seed, scale=scale), step)
+
+
+@app.command()
+def demo(
+    year: Annotated[str, typer.Option(help="Financial year to generate, e.g. 2025-26.")] = "2025-26",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 2025,
+    scale: Annotated[float, typer.Option(min=0.001, max=100.0, help="Multiply the volumes (1.0 = one PCC).")]
+    = 1.0,
+) -> None:
+    """Generate a deterministic synthetic year of referrals (and responses) into the database."""
+    from surveys.demo import DemoPlan
+    from surveys.migrate import migrate as apply
+
+    try:
+        DemoPlan(year=year).start  # noqa: B018 - validates the year before any work
+    except ValueError as exc:
+        fail(str(exc))
+
+    async def go() -> dict[str, int]:
+        await apply(quiet=True)
+        return await _demo(year, seed, scale)
+
+    counts = run(go)
+    console.print(f"demo year {year}: {counts['referrals']:,} referrals ({counts['created']:,} new)")
+
+
+@app.command()
+def serve(
+    demo_data: Annotated[bool, typer.Option("--demo", help="On an empty database, load the demo year and "
+                                            "print an admin key.")] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the platform (applies pending migrations first)."""
+    import uvicorn
+
+    from surveys.migrate import migrate as apply
+
+    async def prepare() -> str | None:
+        await apply(quiet=True)
+        if not demo_data:
+            return None
+        from access.keys import create_key
+        from surveys.tables import Referral
+
+        if await Referral.count() == 0:
+            await _demo("2025-26", 2025, 1.0)
+        key, _ = await create_key("OPCC", "admin", label="vop serve --demo")
+        return key
+
+    key = run(prepare)
+    base = f"http://{host}:{port}"
+    if key:
+        console.print(f"[bold]admin key for exploring the API:[/] {key}", highlight=False)
+        console.print(f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/referrals", highlight=False)
+    console.print(f"vop on {base}  (API docs: {base}/schema/swagger, health: {base}/health)", highlight=False)
+    uvicorn.run("app:create_app", factory=True, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def secret() -> None:
+    """Print a new random secret for VOP_SECRET_KEY."""
+    console.print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+
+
+def _read_file(path: Path) -> bytes:
+    if not path.exists():
+        fail(f"no such file: {path}")
+    if path.is_dir():
+        fail(f"{path} is a folder, not a file")
+    return path.read_bytes()
+
+
+@import_app.command("organisations")
+def import_organisations(file: Annotated[Path, typer.Argument(help="CSV or XLSX in the organisations format.")]
+                         ) -> None:
+    """Create or update organisations (code, name, kind, service)."""
+    from surveys.importing import import_organisations as do_import
+
+    data = _read_file(file)
+    result = run(lambda: do_import(data, file.name))
+    console.print(f"organisations: {result.rows} rows, {result.created} created, {result.updated} updated")
+
+
+@import_app.command("referrals")
+def import_referrals(
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX in the referrals format.")],
+    provider: Annotated[str | None, typer.Option(help="Only accept rows of this provider.")] = None,
+) -> None:
+    """Create or update referrals; re-importing a referral_id updates it."""
+    from surveys.importing import import_referrals as do_import
+
+    data = _read_file(file)
+
+    async def go() -> Any:
+        with progress() as bar:
+            bar.add_task(f"importing {file.name}", total=None)
+            return await do_import(data, file.name, only_provider=provider)
+
+    result = run(go)
+    console.print(f"referrals: {result.rows:,} rows, {result.created:,} created, {result.updated:,} updated")
+
+
+class Kind(str, Enum):
+    provider = "provider"
+    commissioner = "commissioner"
+
+
+@orgs_app.command("add")
+def orgs_add(
+    code: Annotated[str, typer.Argument(help="Short stable code, e.g. VS.")],
+    name: Annotated[str, typer.Argument(help="Display name.")],
+    kind: Annotated[Kind, typer.Option(help="provider or commissioner")] = Kind.provider,
+    service: Annotated[str | None, typer.Option(help="general sav cse da hate other (providers)")] = None,
+) -> None:
+    """Add an organisation."""
+    from surveys import services
+
+    async def go() -> None:
+        try:
+            await services.add_organisation(code, name, kind.value, service)
+        except (services.Invalid, services.Conflict) as exc:
+            raise Fail(str(exc)) from None
+
+    run(go)
+    console.print(f"added {code}")
+
+
+@orgs_app.command("list")
+def orgs_list() -> None:
+    """List organisations."""
+    from surveys import services
+
+    rows = run(services.list_organisations)
+    table = Table("code", "name", "kind", "service")
+    for r in rows:
+        table.add_row(r["code"], r["name"], r["kind"], r["service"] or "")
+    console.print(table)
+
+
+class Role(str, Enum):
+    provider = "provider"
+    opcc = "opcc"
+    vrg = "vrg"
+    admin = "admin"
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="Organisation code the key belongs to.")],
+    role: Annotated[Role, typer.Option(help="provider, opcc, vrg or admin")],
+    label: Annotated[str, typer.Option(help="What the key is for.")] = "",
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from access.keys import KeyError_, create_key
+
+    async def go() -> str:
+        try:
+            key, _ = await create_key(org, role.value, label)
+        except KeyError_ as exc:
+            raise Fail(str(exc)) from None
+        return key
+
+    key = run(go)
+    err.print(f"key for {org} ({role.value}); it will not be shown again:")
+    console.print(key, highlight=False)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or its shown prefix (vop_XXXXXXXX).")]
+                ) -> None:
+    """Revoke a key at once."""
+    from access.keys import revoke_key
+
+    count = run(lambda: revoke_key(key))
+    if not count:
+        fail(f"no live key matches {key!r}")
+    console.print(f"revoked {count} key(s)")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (prefixes only)."""
+    from access.tables import ApiKey
+
+    async def go() -> list[dict[str, Any]]:
+        return await ApiKey.select(
+            ApiKey.id, ApiKey.prefix, ApiKey.organisation.code, ApiKey.role, ApiKey.label, ApiKey.created_at,
+            ApiKey.revoked_at,
+        ).order_by(ApiKey.id).run()  # fmt: skip
+
+    table = Table("id", "prefix", "org", "role", "label", "created", "revoked")
+    for r in run(go):
+        table.add_row(str(r["id"]), r["prefix"], r["organisation.code"], r["role"], r["label"],
+                      str(r["created_at"])[:19], str(r["revoked_at"] or "")[:19])
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the `vop` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

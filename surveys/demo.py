@@ -1,0 +1,186 @@
+"""A deterministic synthetic financial year shaped like the Warwickshire needs assessment.
+
+~22,500 referrals: the general service ~20,700 (85% never turn into support), two sexual abuse and
+violence services ~1,700 between them, a child sexual exploitation service ~50. The crime mix, the share
+of repeat victims (~21%) and of people referred to two providers follow the seed document. Everything is
+made up: identifiers, contact details (Ofcom's drama ranges, example.org) and dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ORGANISATIONS = (
+    ("OPCC", "Office of the Police and Crime Commissioner", "commissioner", None),
+    ("VS", "Victim Support Warwickshire", "provider", "general"),
+    ("ROSA", "ROSA Rape and Sexual Abuse Support", "provider", "sav"),
+    ("SAFELINE", "Safeline", "provider", "sav"),
+    ("BARN", "Barnardo's CSE Service", "provider", "cse"),
+)
+
+# Shares of the general service's referrals by crime code (seed: theft ~50%, violence ~32% ...).
+GENERAL_CRIME_MIX = {
+    "theft_other": 0.18, "theft_person": 0.04, "burglary_residential": 0.12, "burglary_business": 0.03,
+    "vehicle": 0.06, "violence_without_injury": 0.18, "violence_with_injury": 0.12,
+    "stalking_harassment": 0.06, "criminal_damage_arson": 0.08, "fraud_cyber": 0.04, "hate_incident": 0.03,
+    "robbery": 0.02, "asb": 0.02, "road_traffic": 0.005, "homicide": 0.0005, "other": 0.0045,
+}  # fmt: skip
+SAV_CRIME_MIX = {"rape": 0.34, "other_sexual": 0.66}
+AGE_BANDS = {"0-17": 0.08, "18-24": 0.15, "25-34": 0.21, "35-44": 0.18, "45-54": 0.16, "55-64": 0.11,
+             "65+": 0.08, "unknown": 0.03}
+SAV_AGE_BANDS = {"0-17": 0.18, "18-24": 0.28, "25-34": 0.24, "35-44": 0.14, "45-54": 0.09, "55-64": 0.04,
+                 "65+": 0.01, "unknown": 0.02}
+ETHNICITY = {"white": 0.84, "asian": 0.06, "black": 0.02, "mixed": 0.02, "other": 0.01, "unknown": 0.05}
+DISABILITY = {"no": 0.62, "yes": 0.16, "unknown": 0.22}
+CHANNELS = {"email": 0.45, "sms": 0.35, "phone": 0.1, "none": 0.1}
+NOT_PROGRESSING = {"referred": 0.10, "contacted": 0.28, "declined": 0.37, "uncontactable": 0.19,
+                   "out_of_scope": 0.06}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPlan:
+    year: str = "2025-26"
+    seed: int = 2025
+    scale: float = 1.0
+
+    @property
+    def start(self) -> dt.date:
+        match = re.fullmatch(r"(\d{4})-(\d{2})", self.year)
+        if not match or (int(match[1]) + 1) % 100 != int(match[2]):
+            raise ValueError(f"--year must be a financial year like 2025-26, got {self.year!r}")
+        return dt.date(int(match[1]), 4, 1)
+
+    @property
+    def end(self) -> dt.date:
+        return dt.date(self.start.year + 1, 3, 31)
+
+
+def _pick(rng: random.Random, weights: dict[str, float]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+class _People:
+    """Hands out person ids, re-using some so that ~21% of referrals are of repeat victims."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.issued: list[str] = []
+
+    def new(self) -> str:
+        person = f"WP-{len(self.issued) + 1:07d}"
+        self.issued.append(person)
+        return person
+
+    def next(self, repeat_share: float) -> tuple[str, bool]:
+        if self.issued and self.rng.random() < repeat_share:
+            return self.rng.choice(self.issued[-4000:]), True
+        return self.new(), False
+
+
+def _referral(
+    rng: random.Random, plan: DemoPlan, provider: str, number: int, person: str, repeat: bool,
+    crime_mix: dict[str, float], ages: dict[str, float], progress_share: float, sources: dict[str, float],
+) -> dict[str, Any]:
+    days = (plan.end - plan.start).days
+    referral_date = plan.start + dt.timedelta(days=rng.randrange(days + 1))
+    crime = _pick(rng, crime_mix)
+    status = _pick(rng, NOT_PROGRESSING)
+    support_start = support_end = None
+    if rng.random() < progress_share:
+        support_start = referral_date + dt.timedelta(days=rng.randint(2, 30))
+        length = rng.randint(14, 240 if provider in ("ROSA", "SAFELINE", "BARN") else 120)
+        end = support_start + dt.timedelta(days=length)
+        status = "supported"
+        if end <= plan.end + dt.timedelta(days=60) and rng.random() < 0.8:
+            status, support_end = "closed", end
+    domestic = crime in ("violence_with_injury", "violence_without_injury", "stalking_harassment") and (
+        rng.random() < 0.35
+    )
+    channel = _pick(rng, CHANNELS)
+    number_tail = f"{rng.randrange(1000):03d}"
+    return {
+        "provider": provider,
+        "referral_id": f"{provider}-{plan.year}-{number:06d}",
+        "person_id": person,
+        "referral_date": referral_date,
+        "source": _pick(rng, sources),
+        "crime_type": crime,
+        "domestic_abuse": domestic,
+        "hate_crime": crime == "hate_incident" or rng.random() < 0.01,
+        "repeat_victim": repeat,
+        "age_band": "0-17" if crime == "cse" else _pick(rng, ages),
+        "sex": _pick(rng, {"female": 0.8, "male": 0.18, "unknown": 0.02} if crime_mix is SAV_CRIME_MIX
+                     else {"female": 0.52, "male": 0.45, "unknown": 0.03}),
+        "ethnicity": _pick(rng, ETHNICITY),
+        "disability": _pick(rng, DISABILITY),
+        "status": status,
+        "support_start": support_start,
+        "support_end": support_end,
+        "contact_email": f"person.{person.lower()}@example.org" if channel == "email" else None,
+        "contact_phone": f"07700 900{number_tail}" if channel in ("sms", "phone") else None,
+        "preferred_channel": channel,
+        "safe_to_contact": rng.random() < (0.7 if domestic else 0.93),
+        "consent_to_survey": rng.random() < 0.82,
+    }
+
+
+def generate_referrals(plan: DemoPlan, on_progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """The demo year's referrals as typed rows (the shape the import validates into)."""
+    rng = random.Random(plan.seed)
+    people = _People(rng)
+    rows: list[dict[str, Any]] = []
+    police_mostly = {"police": 0.97, "self": 0.02, "agency": 0.01, "other": 0.0}
+    sav_sources = {"police": 0.42, "self": 0.38, "agency": 0.18, "other": 0.02}
+    general = round(20_700 * plan.scale)
+    for n in range(general):
+        person, repeat = people.next(0.21)
+        rows.append(_referral(rng, plan, "VS", n + 1, person, repeat, GENERAL_CRIME_MIX, AGE_BANDS, 0.15,
+                              police_mostly))
+        if on_progress and n % 1000 == 0:
+            on_progress(len(rows))
+    general_people = list(people.issued)
+    for provider, count in (("ROSA", 1_000), ("SAFELINE", 700)):
+        for n in range(round(count * plan.scale)):
+            # About a third of people supported for sexual violence were also referred to the general service.
+            if rng.random() < 0.3:
+                person, repeat = rng.choice(general_people), True
+            else:
+                person, repeat = people.next(0.1)
+            rows.append(_referral(rng, plan, provider, n + 1, person, repeat, SAV_CRIME_MIX, SAV_AGE_BANDS, 0.6,
+                                  sav_sources))
+    for n in range(max(1, round(50 * plan.scale))):
+        person, repeat = people.next(0.05)
+        rows.append(_referral(rng, plan, "BARN", n + 1, person, repeat, {"cse": 1.0}, AGE_BANDS, 0.7,
+                              {"police": 0.5, "agency": 0.45, "self": 0.05, "other": 0.0}))
+    if on_progress:
+        on_progress(len(rows))
+    return rows
+
+
+async def ensure_organisations() -> int:
+    """Add the demo organisations that are missing; returns how many were added."""
+    from surveys.tables import Organisation
+
+    existing = {r["code"] for r in await Organisation.select(Organisation.code).run()}
+    missing = [Organisation(code=c, name=n, kind=k, service=s) for c, n, k, s in ORGANISATIONS if c not in existing]
+    if missing:
+        await Organisation.insert(*missing).run()
+    return len(missing)
+
+
+async def load_demo(plan: DemoPlan, on_progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Write the demo year through the real import path; returns counts."""
+    from surveys.importing import provider_ids, referral_records, upsert_referrals
+
+    await ensure_organisations()
+    rows = generate_referrals(plan, (lambda n: on_progress("referrals generated", n)) if on_progress else None)
+    records = referral_records(list(enumerate(rows, start=2)), await provider_ids(), None)
+    created, updated = await upsert_referrals(records)
+    if on_progress:
+        on_progress("referrals stored", len(records))
+    return {"referrals": len(records), "created": created, "updated": updated}
