@@ -84,7 +84,9 @@ def openapi_config() -> OpenAPIConfig:
         render_plugins=[swagger],
         openapi_router=Router(path="/schema", route_handlers=[], opt=public()),
         components=Components(
-            security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="vop API key")}
+            security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer", description="vop API key")
+            }
         ),
         security=[{"apiKey": []}],
         use_handler_docstrings=True,

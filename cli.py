@@ -11,7 +11,7 @@ import base64
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -149,8 +149,9 @@ async def _demo(year: str, seed: int, scale: float) -> dict[str, int]:
 def demo(
     year: Annotated[str, typer.Option(help="Financial year to generate, e.g. 2025-26.")] = "2025-26",
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 2025,
-    scale: Annotated[float, typer.Option(min=0.001, max=100.0, help="Multiply the volumes (1.0 = one PCC).")]
-    = 1.0,
+    scale: Annotated[
+        float, typer.Option(min=0.001, max=100.0, help="Multiply the volumes (1.0 = one PCC).")
+    ] = 1.0,
 ) -> None:
     """Generate a deterministic synthetic year of referrals (and responses) into the database."""
     from surveys.demo import DemoPlan
@@ -171,8 +172,9 @@ def demo(
 
 @app.command()
 def serve(
-    demo_data: Annotated[bool, typer.Option("--demo", help="On an empty database, load the demo year and "
-                                            "print an admin key.")] = False,
+    demo_data: Annotated[
+        bool, typer.Option("--demo", help="On an empty database, load the demo year and print an admin key.")
+    ] = False,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
@@ -217,8 +219,9 @@ def _read_file(path: Path) -> bytes:
 
 
 @import_app.command("organisations")
-def import_organisations(file: Annotated[Path, typer.Argument(help="CSV or XLSX in the organisations format.")]
-                         ) -> None:
+def import_organisations(
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX in the organisations format.")],
+) -> None:
     """Create or update organisations (code, name, kind, service)."""
     from surveys.importing import import_organisations as do_import
 
@@ -246,7 +249,7 @@ def import_referrals(
     console.print(f"referrals: {result.rows:,} rows, {result.created:,} created, {result.updated:,} updated")
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     provider = "provider"
     commissioner = "commissioner"
 
@@ -283,7 +286,7 @@ def orgs_list() -> None:
     console.print(table)
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     provider = "provider"
     opcc = "opcc"
     vrg = "vrg"
@@ -312,8 +315,9 @@ def keys_create(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: Annotated[str, typer.Argument(help="The key's id or its shown prefix (vop_XXXXXXXX).")]
-                ) -> None:
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's id or its shown prefix (vop_XXXXXXXX).")],
+) -> None:
     """Revoke a key at once."""
     from access.keys import revoke_key
 
@@ -336,8 +340,15 @@ def keys_list() -> None:
 
     table = Table("id", "prefix", "org", "role", "label", "created", "revoked")
     for r in run(go):
-        table.add_row(str(r["id"]), r["prefix"], r["organisation.code"], r["role"], r["label"],
-                      str(r["created_at"])[:19], str(r["revoked_at"] or "")[:19])
+        table.add_row(
+            str(r["id"]),
+            r["prefix"],
+            r["organisation.code"],
+            r["role"],
+            r["label"],
+            str(r["created_at"])[:19],
+            str(r["revoked_at"] or "")[:19],
+        )
     console.print(table)
 
 

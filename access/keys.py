@@ -36,7 +36,11 @@ async def create_key(org_code: str, role: str, label: str = "") -> tuple[str, in
     """Create a key for an organisation and role; returns (the key, shown only now, its id)."""
     if role not in ROLES:
         raise KeyError_(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    org = await Organisation.select(Organisation.id, Organisation.kind).where(Organisation.code == org_code).first()
+    org = (
+        await Organisation.select(Organisation.id, Organisation.kind)
+        .where(Organisation.code == org_code)
+        .first()
+    )
     if org is None:
         raise KeyError_(f"no organisation with code {org_code!r} (add it with `vop orgs add`)")
     if role == "provider" and org["kind"] != "provider":

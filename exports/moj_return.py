@@ -33,14 +33,15 @@ from exports.definitions import (
 )
 from exports.disclosure import DEFAULT_THRESHOLD, MIN_DENOMINATOR, SUPPRESSED, suppress_metrics
 from exports.workbook import (
-    NOT_AVAILABLE,
     CellSource,
     Kind,
     SheetWriter,
+    figure,
     naive_local,
     new_workbook,
     protect_sheet,
     setup_page,
+    share,
     to_bytes,
 )
 
@@ -146,39 +147,6 @@ def _gather(
         figures.raw[key] = [g for g in groups if g.get("by")]
         figures.published[key] = [g for g in published if g.get("by")]
     return figures
-
-
-def _figure(metrics: Mapping[str, Any], metric: str, fld: str | None) -> tuple[Any, Kind]:
-    """One published figure and how to format it; ``[x]`` when the metric was not supplied."""
-    if metric not in metrics:
-        return NOT_AVAILABLE, "count"
-    value = metrics[metric]
-    if isinstance(value, Mapping):
-        part = fld or "pct"
-        if part in ("numerator", "denominator"):
-            return value.get(part), "count"
-        if part == "pct":
-            return value.get("pct"), "pct"
-        if part in ("ci_lo", "ci_hi"):
-            ci = value.get("ci95")
-            if ci is None or ci == SUPPRESSED:
-                return ci, "pct"
-            return ci[0 if part == "ci_lo" else 1], "pct"
-        raise LayoutError(f"field {part!r} does not apply to rate {metric!r}")
-    if fld not in (None, "value"):
-        raise LayoutError(f"field {fld!r} does not apply to {metric!r} (not a rate)")
-    if isinstance(value, float) or (value is None and metric.startswith("mean_")):
-        return value, "mean"
-    return value, "count"
-
-
-def _share(count: Any, total: Any) -> tuple[Any, Kind]:
-    if count == SUPPRESSED:
-        # A share of a shown total would give the hidden count back.
-        return SUPPRESSED, "share"
-    if not isinstance(count, int) or not isinstance(total, int) or total == 0:
-        return None, "share"
-    return count / total, "share"
 
 
 class _ReturnBuilder:
@@ -340,9 +308,9 @@ class _ReturnBuilder:
                 metric = col["metric"].replace("{item}", item) if item is not None else col["metric"]
                 fld = col.get("field")
                 if fld == "share":
-                    values.append(_share(metrics.get(metric), self.figures.whole.get(metric)))
+                    values.append(share(metrics.get(metric), self.figures.whole.get(metric)))
                 else:
-                    values.append(_figure(metrics, metric, fld))
+                    values.append(figure(metrics, metric, fld))
                 srcs.append((tuple(sorted(by.items())), metric, fld or "value"))
             rows.append((label, values, total))
             sources.append(srcs)
@@ -387,7 +355,7 @@ class _ReturnBuilder:
                         values.append((total, "count"))
                         srcs.append(((), metric, "value"))
                     elif fld == "share":
-                        values.append(_share(count, total))
+                        values.append(share(count, total))
                         srcs.append((tuple(sorted(by.items())), metric, "share"))
                     else:
                         raise LayoutError(

@@ -9,7 +9,7 @@ shown carry the GSS shorthand as text: ``[c]`` confidential (disclosure control)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any, Literal
@@ -281,3 +281,36 @@ def protect_sheet(ws: Worksheet) -> None:
     ws.protection.formatRows = False
     ws.protection.selectLockedCells = False
     ws.protection.selectUnlockedCells = False
+
+
+def figure(metrics: Mapping[str, Any], metric: str, fld: str | None) -> tuple[Any, Kind]:
+    """One published figure and how to format it; ``[x]`` when the metric was not supplied."""
+    if metric not in metrics:
+        return NOT_AVAILABLE, "count"
+    value = metrics[metric]
+    if isinstance(value, Mapping):
+        part = fld or "pct"
+        if part in ("numerator", "denominator"):
+            return value.get(part), "count"
+        if part == "pct":
+            return value.get("pct"), "pct"
+        if part in ("ci_lo", "ci_hi"):
+            ci = value.get("ci95")
+            if ci is None or ci == SUPPRESSED:
+                return ci, "pct"
+            return ci[0 if part == "ci_lo" else 1], "pct"
+        raise ValueError(f"field {part!r} does not apply to rate {metric!r}")
+    if fld not in (None, "value"):
+        raise ValueError(f"field {fld!r} does not apply to {metric!r} (not a rate)")
+    if isinstance(value, float) or (value is None and metric.startswith("mean_")):
+        return value, "mean"
+    return value, "count"
+
+
+def share(count: Any, total: Any) -> tuple[Any, Kind]:
+    """A count as a fraction of a total; hidden when the count is (a shown total would give it back)."""
+    if count == SUPPRESSED:
+        return SUPPRESSED, "share"
+    if not isinstance(count, int) or not isinstance(total, int) or total == 0:
+        return None, "share"
+    return count / total, "share"

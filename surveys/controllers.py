@@ -49,8 +49,9 @@ class OrganisationController(Controller):
     ) -> ImportSummary:
         """Create or update organisations from a CSV or XLSX file (all or nothing)."""
         result = await importing.import_organisations(await data.read(), data.filename or "")
-        await audit.record("organisations.import", principal, client=client_address(request),
-                           detail=result.as_dict())
+        await audit.record(
+            "organisations.import", principal, client=client_address(request), detail=result.as_dict()
+        )
         return ImportSummary(**result.as_dict())
 
 
@@ -65,34 +66,57 @@ class ReferralController(Controller):
         principal: NamedDependency[Principal],
         provider: Annotated[str | None, QueryParameter(description="provider code")] = None,
         status: Annotated[Status | None, QueryParameter()] = None,
-        date_from: Annotated[dt.date | None, QueryParameter(name="from", description="referral date on/after")]
-        = None,
-        date_to: Annotated[dt.date | None, QueryParameter(name="to", description="referral date on/before")]
-        = None,
+        date_from: Annotated[
+            dt.date | None, QueryParameter(name="from", description="referral date on/after")
+        ] = None,
+        date_to: Annotated[
+            dt.date | None, QueryParameter(name="to", description="referral date on/before")
+        ] = None,
         page: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = 1,
         page_size: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> ReferralPage:
         """Referrals, newest first; a provider sees only its own."""
-        result = await services.list_referrals(principal, provider, status, date_from, date_to, page, page_size)
-        await audit.record("referral.list", principal, client=client_address(request),
-                           detail={"count": len(result.items), "provider": provider or ""})
+        result = await services.list_referrals(
+            principal, provider, status, date_from, date_to, page, page_size
+        )
+        await audit.record(
+            "referral.list",
+            principal,
+            client=client_address(request),
+            detail={"count": len(result.items), "provider": provider or ""},
+        )
         return result
 
-    @post("/", operation_id="createReferral", opt=policy("provider", "opcc", "admin", scoped=True),
-          status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        operation_id="createReferral",
+        opt=policy("provider", "opcc", "admin", scoped=True),
+        status_code=HTTP_201_CREATED,
+    )
     async def create_referral(
         self, request: Request, data: JSONBody[ReferralCreate], principal: NamedDependency[Principal]
     ) -> ReferralRead:
         """Create one referral. `person_id` is hashed on arrival; contact details are encrypted."""
         created = await services.create_referral(principal, data)
-        await audit.record("referral.create", principal, subject_type="referral",
-                           subject_id=f"{data.provider}/{data.referral_id}", client=client_address(request))
+        await audit.record(
+            "referral.create",
+            principal,
+            subject_type="referral",
+            subject_id=f"{data.provider}/{data.referral_id}",
+            client=client_address(request),
+        )
         return created
 
-    @get("/{provider:str}/{referral_id:str}", operation_id="getReferral",
-         opt=policy("provider", "opcc", "admin", scoped=True))
+    @get(
+        "/{provider:str}/{referral_id:str}",
+        operation_id="getReferral",
+        opt=policy("provider", "opcc", "admin", scoped=True),
+    )
     async def get_referral(
-        self, request: Request, provider: FromPath[str], referral_id: FromPath[str],
+        self,
+        request: Request,
+        provider: FromPath[str],
+        referral_id: FromPath[str],
         principal: NamedDependency[Principal],
     ) -> ReferralRead:
         """One referral by provider and the provider's own id."""
@@ -100,14 +124,26 @@ class ReferralController(Controller):
             found = await services.get_referral(principal, provider, referral_id)
         except services.NotFound:
             raise NotFoundException("no such referral") from None
-        await audit.record("referral.read", principal, subject_type="referral",
-                           subject_id=f"{provider}/{referral_id}", client=client_address(request))
+        await audit.record(
+            "referral.read",
+            principal,
+            subject_type="referral",
+            subject_id=f"{provider}/{referral_id}",
+            client=client_address(request),
+        )
         return found
 
-    @patch("/{provider:str}/{referral_id:str}", operation_id="updateReferral",
-           opt=policy("provider", "opcc", "admin", scoped=True))
+    @patch(
+        "/{provider:str}/{referral_id:str}",
+        operation_id="updateReferral",
+        opt=policy("provider", "opcc", "admin", scoped=True),
+    )
     async def update_referral(
-        self, request: Request, provider: FromPath[str], referral_id: FromPath[str], data: JSONBody[ReferralUpdate],
+        self,
+        request: Request,
+        provider: FromPath[str],
+        referral_id: FromPath[str],
+        data: JSONBody[ReferralUpdate],
         principal: NamedDependency[Principal],
     ) -> ReferralRead:
         """Change some fields of a referral (status, support dates, contact preferences ...)."""
@@ -115,18 +151,30 @@ class ReferralController(Controller):
             updated = await services.update_referral(principal, provider, referral_id, data)
         except services.NotFound:
             raise NotFoundException("no such referral") from None
-        await audit.record("referral.update", principal, subject_type="referral",
-                           subject_id=f"{provider}/{referral_id}", client=client_address(request),
-                           detail={"fields": sorted(msgspec.structs.asdict(data))})
+        await audit.record(
+            "referral.update",
+            principal,
+            subject_type="referral",
+            subject_id=f"{provider}/{referral_id}",
+            client=client_address(request),
+            detail={"fields": sorted(msgspec.structs.asdict(data))},
+        )
         return updated
 
-    @post("/import", operation_id="importReferrals", opt=policy("provider", "opcc", "admin", scoped=True),
-          status_code=HTTP_200_OK, request_max_body_size=MAX_FILE_BYTES)
+    @post(
+        "/import",
+        operation_id="importReferrals",
+        opt=policy("provider", "opcc", "admin", scoped=True),
+        status_code=HTTP_200_OK,
+        request_max_body_size=MAX_FILE_BYTES,
+    )
     async def import_referrals(
         self, request: Request, data: Upload, principal: NamedDependency[Principal]
     ) -> ImportSummary:
         """Create or update referrals from a CSV or XLSX file, all or nothing (422 lists every bad row)."""
         only = principal.organisation_code if principal.role == "provider" else None
         result = await importing.import_referrals(await data.read(), data.filename or "", only_provider=only)
-        await audit.record("referral.import", principal, client=client_address(request), detail=result.as_dict())
+        await audit.record(
+            "referral.import", principal, client=client_address(request), detail=result.as_dict()
+        )
         return ImportSummary(**result.as_dict())

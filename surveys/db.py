@@ -44,7 +44,9 @@ class VopSQLiteEngine(SQLiteEngine):
         transaction_type: TransactionType = TransactionType.deferred,
         allow_nested: bool = True,
     ) -> SQLiteTransaction:
-        return SafeSQLiteTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
+        return SafeSQLiteTransaction(
+            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
+        )
 
     async def prep_database(self) -> None:
         # WAL is a property of the file: set once, every later connection uses it.

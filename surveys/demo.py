@@ -31,15 +31,36 @@ GENERAL_CRIME_MIX = {
     "robbery": 0.02, "asb": 0.02, "road_traffic": 0.005, "homicide": 0.0005, "other": 0.0045,
 }  # fmt: skip
 SAV_CRIME_MIX = {"rape": 0.34, "other_sexual": 0.66}
-AGE_BANDS = {"0-17": 0.08, "18-24": 0.15, "25-34": 0.21, "35-44": 0.18, "45-54": 0.16, "55-64": 0.11,
-             "65+": 0.08, "unknown": 0.03}
-SAV_AGE_BANDS = {"0-17": 0.18, "18-24": 0.28, "25-34": 0.24, "35-44": 0.14, "45-54": 0.09, "55-64": 0.04,
-                 "65+": 0.01, "unknown": 0.02}
+AGE_BANDS = {
+    "0-17": 0.08,
+    "18-24": 0.15,
+    "25-34": 0.21,
+    "35-44": 0.18,
+    "45-54": 0.16,
+    "55-64": 0.11,
+    "65+": 0.08,
+    "unknown": 0.03,
+}
+SAV_AGE_BANDS = {
+    "0-17": 0.18,
+    "18-24": 0.28,
+    "25-34": 0.24,
+    "35-44": 0.14,
+    "45-54": 0.09,
+    "55-64": 0.04,
+    "65+": 0.01,
+    "unknown": 0.02,
+}
 ETHNICITY = {"white": 0.84, "asian": 0.06, "black": 0.02, "mixed": 0.02, "other": 0.01, "unknown": 0.05}
 DISABILITY = {"no": 0.62, "yes": 0.16, "unknown": 0.22}
 CHANNELS = {"email": 0.45, "sms": 0.35, "phone": 0.1, "none": 0.1}
-NOT_PROGRESSING = {"referred": 0.10, "contacted": 0.28, "declined": 0.37, "uncontactable": 0.19,
-                   "out_of_scope": 0.06}
+NOT_PROGRESSING = {
+    "referred": 0.10,
+    "contacted": 0.28,
+    "declined": 0.37,
+    "uncontactable": 0.19,
+    "out_of_scope": 0.06,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +104,16 @@ class _People:
 
 
 def _referral(
-    rng: random.Random, plan: DemoPlan, provider: str, number: int, person: str, repeat: bool,
-    crime_mix: dict[str, float], ages: dict[str, float], progress_share: float, sources: dict[str, float],
+    rng: random.Random,
+    plan: DemoPlan,
+    provider: str,
+    number: int,
+    person: str,
+    repeat: bool,
+    crime_mix: dict[str, float],
+    ages: dict[str, float],
+    progress_share: float,
+    sources: dict[str, float],
 ) -> dict[str, Any]:
     days = (plan.end - plan.start).days
     referral_date = plan.start + dt.timedelta(days=rng.randrange(days + 1))
@@ -114,8 +143,12 @@ def _referral(
         "hate_crime": crime == "hate_incident" or rng.random() < 0.01,
         "repeat_victim": repeat,
         "age_band": "0-17" if crime == "cse" else _pick(rng, ages),
-        "sex": _pick(rng, {"female": 0.8, "male": 0.18, "unknown": 0.02} if crime_mix is SAV_CRIME_MIX
-                     else {"female": 0.52, "male": 0.45, "unknown": 0.03}),
+        "sex": _pick(
+            rng,
+            {"female": 0.8, "male": 0.18, "unknown": 0.02}
+            if crime_mix is SAV_CRIME_MIX
+            else {"female": 0.52, "male": 0.45, "unknown": 0.03},
+        ),
         "ethnicity": _pick(rng, ETHNICITY),
         "disability": _pick(rng, DISABILITY),
         "status": status,
@@ -129,7 +162,9 @@ def _referral(
     }
 
 
-def generate_referrals(plan: DemoPlan, on_progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+def generate_referrals(
+    plan: DemoPlan, on_progress: Callable[[int], None] | None = None
+) -> list[dict[str, Any]]:
     """The demo year's referrals as typed rows (the shape the import validates into)."""
     rng = random.Random(plan.seed)
     people = _People(rng)
@@ -139,8 +174,11 @@ def generate_referrals(plan: DemoPlan, on_progress: Callable[[int], None] | None
     general = round(20_700 * plan.scale)
     for n in range(general):
         person, repeat = people.next(0.21)
-        rows.append(_referral(rng, plan, "VS", n + 1, person, repeat, GENERAL_CRIME_MIX, AGE_BANDS, 0.15,
-                              police_mostly))
+        rows.append(
+            _referral(
+                rng, plan, "VS", n + 1, person, repeat, GENERAL_CRIME_MIX, AGE_BANDS, 0.15, police_mostly
+            )
+        )
         if on_progress and n % 1000 == 0:
             on_progress(len(rows))
     general_people = list(people.issued)
@@ -151,12 +189,27 @@ def generate_referrals(plan: DemoPlan, on_progress: Callable[[int], None] | None
                 person, repeat = rng.choice(general_people), True
             else:
                 person, repeat = people.next(0.1)
-            rows.append(_referral(rng, plan, provider, n + 1, person, repeat, SAV_CRIME_MIX, SAV_AGE_BANDS, 0.6,
-                                  sav_sources))
+            rows.append(
+                _referral(
+                    rng, plan, provider, n + 1, person, repeat, SAV_CRIME_MIX, SAV_AGE_BANDS, 0.6, sav_sources
+                )
+            )
     for n in range(max(1, round(50 * plan.scale))):
         person, repeat = people.next(0.05)
-        rows.append(_referral(rng, plan, "BARN", n + 1, person, repeat, {"cse": 1.0}, AGE_BANDS, 0.7,
-                              {"police": 0.5, "agency": 0.45, "self": 0.05, "other": 0.0}))
+        rows.append(
+            _referral(
+                rng,
+                plan,
+                "BARN",
+                n + 1,
+                person,
+                repeat,
+                {"cse": 1.0},
+                AGE_BANDS,
+                0.7,
+                {"police": 0.5, "agency": 0.45, "self": 0.05, "other": 0.0},
+            )
+        )
     if on_progress:
         on_progress(len(rows))
     return rows
@@ -167,7 +220,9 @@ async def ensure_organisations() -> int:
     from surveys.tables import Organisation
 
     existing = {r["code"] for r in await Organisation.select(Organisation.code).run()}
-    missing = [Organisation(code=c, name=n, kind=k, service=s) for c, n, k, s in ORGANISATIONS if c not in existing]
+    missing = [
+        Organisation(code=c, name=n, kind=k, service=s) for c, n, k, s in ORGANISATIONS if c not in existing
+    ]
     if missing:
         await Organisation.insert(*missing).run()
     return len(missing)
@@ -178,7 +233,9 @@ async def load_demo(plan: DemoPlan, on_progress: Callable[[str, int], None] | No
     from surveys.importing import provider_ids, referral_records, upsert_referrals
 
     await ensure_organisations()
-    rows = generate_referrals(plan, (lambda n: on_progress("referrals generated", n)) if on_progress else None)
+    rows = generate_referrals(
+        plan, (lambda n: on_progress("referrals generated", n)) if on_progress else None
+    )
     records = referral_records(list(enumerate(rows, start=2)), await provider_ids(), None)
     created, updated = await upsert_referrals(records)
     if on_progress:

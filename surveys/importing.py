@@ -85,8 +85,9 @@ def validate_rows(
     return parsed
 
 
-def _duplicates(rows: Iterable[tuple[int, dict[str, Any]]], key: Callable[[dict[str, Any]], Any], column: str
-                ) -> list[Problem]:
+def _duplicates(
+    rows: Iterable[tuple[int, dict[str, Any]]], key: Callable[[dict[str, Any]], Any], column: str
+) -> list[Problem]:
     first_row: dict[Any, int] = {}
     problems: list[Problem] = []
     for number, values in rows:
@@ -100,8 +101,12 @@ def _duplicates(rows: Iterable[tuple[int, dict[str, Any]]], key: Callable[[dict[
 
 async def import_organisations(data: bytes, filename: str = "") -> ImportResult:
     """Create or update organisations from a file in the organisations format."""
-    rows = validate_rows(read_table(data, filename), fields.ORGANISATION_READERS, fields.ORGANISATION_OPTIONAL,
-                         fields.check_organisation)
+    rows = validate_rows(
+        read_table(data, filename),
+        fields.ORGANISATION_READERS,
+        fields.ORGANISATION_OPTIONAL,
+        fields.check_organisation,
+    )
     dupes = _duplicates(rows, lambda v: v["code"], "code")
     if dupes:
         raise FileRejected(dupes)
@@ -112,14 +117,23 @@ async def import_organisations(data: bytes, filename: str = "") -> ImportResult:
             service = values.get("service")
             if values["code"] in existing:
                 updated += 1
-                await Organisation.update(
-                    {Organisation.name: values["name"], Organisation.kind: values["kind"],
-                     Organisation.service: service}
-                ).where(Organisation.code == values["code"]).run()
+                await (
+                    Organisation.update(
+                        {
+                            Organisation.name: values["name"],
+                            Organisation.kind: values["kind"],
+                            Organisation.service: service,
+                        }
+                    )
+                    .where(Organisation.code == values["code"])
+                    .run()
+                )
             else:
                 created += 1
                 await Organisation.insert(
-                    Organisation(code=values["code"], name=values["name"], kind=values["kind"], service=service)
+                    Organisation(
+                        code=values["code"], name=values["name"], kind=values["kind"], service=service
+                    )
                 ).run()
     return ImportResult(rows=len(rows), created=created, updated=updated)
 
@@ -182,7 +196,8 @@ async def upsert_referrals(records: list[tuple[Any, ...]]) -> tuple[int, int]:
             count_before = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
             marks = ", ".join(db.placeholders(engine, len(REFERRAL_DB_COLUMNS)))
             await conn.executemany(
-                f"INSERT INTO referral ({cols}) VALUES ({marks}) {upsert}", [_sqlite_values(r) for r in records]
+                f"INSERT INTO referral ({cols}) VALUES ({marks}) {upsert}",
+                [_sqlite_values(r) for r in records],
             )
             count_after = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
         else:

@@ -43,12 +43,17 @@ def visible_provider(principal: Principal, provider: str | None) -> str | None:
 
 
 _READ_COLUMNS = (
-    Referral.provider.code.as_alias("provider"), Referral.referral_id, Referral.referral_date, Referral.source,
-    Referral.crime_type, Referral.status, Referral.domestic_abuse, Referral.hate_crime, Referral.repeat_victim,
-    Referral.age_band, Referral.sex, Referral.ethnicity, Referral.disability, Referral.support_start,
-    Referral.support_end, Referral.contact_email_enc, Referral.contact_phone_enc, Referral.preferred_channel,
-    Referral.safe_to_contact, Referral.consent_to_survey, Referral.created_at, Referral.updated_at,
-)  # fmt: skip
+    Referral.provider.code.as_alias("provider"),
+    *(
+        getattr(Referral, name)
+        for name in (
+            "referral_id", "referral_date", "source", "crime_type", "status", "domestic_abuse", "hate_crime",
+            "repeat_victim", "age_band", "sex", "ethnicity", "disability", "support_start", "support_end",
+            "contact_email_enc", "contact_phone_enc", "preferred_channel", "safe_to_contact",
+            "consent_to_survey", "created_at", "updated_at",
+        )  # fmt: skip
+    ),
+)
 
 
 def _read(row: dict[str, Any]) -> ReferralRead:
@@ -61,9 +66,13 @@ def _read(row: dict[str, Any]) -> ReferralRead:
 
 
 async def list_organisations() -> list[dict[str, Any]]:
-    return await Organisation.select(
-        Organisation.code, Organisation.name, Organisation.kind, Organisation.service
-    ).order_by(Organisation.code).run()
+    return (
+        await Organisation.select(
+            Organisation.code, Organisation.name, Organisation.kind, Organisation.service
+        )
+        .order_by(Organisation.code)
+        .run()
+    )
 
 
 async def add_organisation(code: str, name: str, kind: str, service: str | None) -> None:
@@ -107,18 +116,27 @@ async def list_referrals(
     for condition in conditions:
         query = query.where(condition)
         count = count.where(condition)
-    rows = await query.order_by(Referral.referral_date, ascending=False).order_by(Referral.id).limit(
-        page_size
-    ).offset((page - 1) * page_size).run()
-    return ReferralPage(items=[_read(r) for r in rows], total=await count.run(), page=page, page_size=page_size)
+    rows = (
+        await query.order_by(Referral.referral_date, ascending=False)
+        .order_by(Referral.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+        .run()
+    )
+    return ReferralPage(
+        items=[_read(r) for r in rows], total=await count.run(), page=page, page_size=page_size
+    )
 
 
 async def get_referral(principal: Principal, provider: str, referral_id: str) -> ReferralRead:
     if principal.role == "provider" and provider != principal.organisation_code:
         raise NotFound(referral_id)
-    row = await Referral.select(*_READ_COLUMNS).where(
-        (Referral.provider.code == provider) & (Referral.referral_id == referral_id)
-    ).first().run()
+    row = (
+        await Referral.select(*_READ_COLUMNS)
+        .where((Referral.provider.code == provider) & (Referral.referral_id == referral_id))
+        .first()
+        .run()
+    )
     if row is None:
         raise NotFound(referral_id)
     return _read(row)
@@ -126,7 +144,10 @@ async def get_referral(principal: Principal, provider: str, referral_id: str) ->
 
 def _check_contact(email: str | None, phone: str | None) -> list[tuple[str, str]]:
     problems = []
-    for name, value, read in (("contact_email", email, fields.read_email), ("contact_phone", phone, fields.read_phone)):
+    for name, value, read in (
+        ("contact_email", email, fields.read_email),
+        ("contact_phone", phone, fields.read_phone),
+    ):
         try:
             read(value or "")
         except fields.FieldError as exc:
@@ -145,9 +166,11 @@ async def create_referral(principal: Principal, body: ReferralCreate) -> Referra
     problems += fields.check_referral({"support_start": body.support_start, "support_end": body.support_end})
     if problems:
         raise Invalid(problems)
-    exists = await Referral.exists().where(
-        (Referral.provider == orgs[body.provider][0]) & (Referral.referral_id == body.referral_id)
-    ).run()
+    exists = (
+        await Referral.exists()
+        .where((Referral.provider == orgs[body.provider][0]) & (Referral.referral_id == body.referral_id))
+        .run()
+    )
     if exists:
         raise Conflict(f"referral {body.referral_id} of {body.provider} already exists; update it instead")
     values = msgspec.structs.asdict(body)
@@ -183,7 +206,9 @@ async def update_referral(
         changes["contact_phone_enc"] = keys.encrypt(changes.pop("contact_phone"))
     changes["updated_at"] = dt.datetime.now(dt.UTC)
     org_id = (await provider_ids())[provider][0]
-    await Referral.update({getattr(Referral, k): v for k, v in changes.items()}).where(
-        (Referral.provider == org_id) & (Referral.referral_id == referral_id)
-    ).run()
+    await (
+        Referral.update({getattr(Referral, k): v for k, v in changes.items()})
+        .where((Referral.provider == org_id) & (Referral.referral_id == referral_id))
+        .run()
+    )
     return await get_referral(principal, provider, referral_id)
