@@ -47,11 +47,28 @@ _READ_COLUMNS = (
     *(
         getattr(Referral, name)
         for name in (
-            "referral_id", "referral_date", "source", "crime_type", "status", "domestic_abuse", "hate_crime",
-            "repeat_victim", "age_band", "sex", "ethnicity", "disability", "support_start", "support_end",
-            "contact_email_enc", "contact_phone_enc", "preferred_channel", "safe_to_contact",
-            "consent_to_survey", "created_at", "updated_at",
-        )  # fmt: skip
+            "referral_id",
+            "referral_date",
+            "source",
+            "crime_type",
+            "status",
+            "domestic_abuse",
+            "hate_crime",
+            "repeat_victim",
+            "age_band",
+            "sex",
+            "ethnicity",
+            "disability",
+            "support_start",
+            "support_end",
+            "contact_email_enc",
+            "contact_phone_enc",
+            "preferred_channel",
+            "safe_to_contact",
+            "consent_to_survey",
+            "created_at",
+            "updated_at",
+        )
     ),
 )
 

@@ -1,45 +1,13 @@
-"""Fixtures of the outcomes tests: row factories over the surveys tables.
-
-`db` here is a stand-in until the lead's shared `db` fixture exists in tests/conftest.py: a fresh
-database (SQLite file by default, PostgreSQL when VOP_DATABASE_URL says so) with the three tables.
-"""
+"""Fixtures of the outcomes tests: row factories over the surveys tables (on the shared `db` fixture)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from surveys.db import build_engine
 from surveys.tables import Organisation, Referral, Response
-
-TABLES = (Organisation, Referral, Response)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[None]:
-    url = os.environ.get("VOP_DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        url = f"sqlite:///{tmp_path / 'outcomes.db'}"
-    engine = build_engine(url)
-    saved = [t._meta._db for t in TABLES]
-    for t in TABLES:
-        t._meta.db = engine
-    for t in reversed(TABLES):
-        await t.alter().drop_table(if_exists=True)
-    for t in TABLES:
-        await t.create_table(if_not_exists=True)
-    try:
-        yield
-    finally:
-        for t in reversed(TABLES):
-            await t.alter().drop_table(if_exists=True)
-        for t, old in zip(TABLES, saved, strict=True):
-            t._meta._db = old
 
 
 class Rows:
