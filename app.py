@@ -93,12 +93,13 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-async def on_startup() -> None:
-    await db.start()
+async def on_startup(app: Litestar) -> None:
+    app.state.opened_pool = await db.start()
 
 
-async def on_shutdown() -> None:
-    await db.stop()
+async def on_shutdown(app: Litestar) -> None:
+    if app.state.get("opened_pool"):
+        await db.stop()
 
 
 def create_app() -> Litestar:

@@ -9,7 +9,6 @@ module never queries a table; disclosure control is applied to every table below
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from exports.workbook import (
     protect_sheet,
     setup_page,
     share,
+    software_version,
     to_bytes,
 )
 
@@ -56,6 +56,11 @@ _ITEM_LISTS: dict[str, list[tuple[str, str]]] = {
     "rights_bands": [(b, f"{b} rights received") for b in RIGHTS_BANDS],
     "statuses": [(s, s.replace("_", " ").capitalize()) for s in STATUSES],
 }
+
+
+# Hidden chart-data columns start at column AD, right of any table of the default layout.
+_CHART_COL = 30
+_Placed = tuple[int, int, int, dict[str, int], list[tuple[str, list[tuple[Any, Kind]], bool]]]
 
 
 class LayoutError(ValueError):
@@ -255,12 +260,12 @@ class _ReturnBuilder:
     def _tables(self, ws: Worksheet, sheet: Mapping[str, Any]) -> None:
         w = SheetWriter(ws, comment_suppressed=self.options["comment_suppressed"])
         w.title(sheet.get("title", sheet["name"]), self._subtitle())
-        placed: dict[str, tuple[int, int, int, dict[str, int], int]] = {}
+        placed: dict[str, _Placed] = {}
         for table in sheet.get("tables", []):
             headers, rows, sources = self._table_rows(table)
             header_row, first, last = w.table(table.get("title"), headers, rows, table.get("note"))
             ids = {c["id"]: i + 2 for i, c in enumerate(table["columns"]) if "id" in c}
-            placed[table.get("id", "")] = (header_row, first, last, ids, len(headers))
+            placed[table.get("id", "")] = (header_row, first, last, ids, rows)
             for r, row_sources in enumerate(sources):
                 for c, src in enumerate(row_sources):
                     if src is not None:
@@ -369,10 +374,10 @@ class _ReturnBuilder:
         self,
         writer: SheetWriter,
         spec: Mapping[str, Any],
-        placed: tuple[int, int, int, dict[str, int], int],
+        placed: _Placed,
     ) -> None:
         ws = writer.ws
-        header_row, first, last, ids, _width = placed
+        header_row, first, last, ids, rows = placed
         chart = BarChart()
         chart.type = "bar" if spec.get("type", "bar") == "bar" else "col"
         chart.style = 10
@@ -387,11 +392,16 @@ class _ReturnBuilder:
         if chart.type == "bar":
             # Horizontal bars list categories bottom-up; reverse so they read in the table's order.
             chart.x_axis.scaling.orientation = "maxMin"
-        for col_id in spec["columns"]:
+        # The chart reads hidden copies of its columns, with gaps where the table shows [c] or [z].
+        chart.visible_cells_only = False
+        chart.display_blanks = "gap"
+        for i, col_id in enumerate(spec["columns"]):
             col = ids[col_id]
-            chart.add_data(
-                Reference(ws, min_col=col, min_row=header_row, max_row=last), titles_from_data=True
-            )
+            title = str(ws.cell(header_row, col).value)
+            values = [row[1][col - 2] for row in rows]
+            # Each chart of the sheet gets its own block of hidden columns.
+            ref = writer.chart_series(_CHART_COL + 4 * len(ws._charts) + i, header_row, title, values)
+            chart.add_data(ref, titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=1, min_row=first, max_row=last))
         chart.height = max(7.5, 1.1 * (last - first + 1) + 3)
         chart.width = 18
@@ -407,13 +417,6 @@ def _date(text: Any) -> Any:
         except ValueError:
             return text
     return text
-
-
-def _software_version() -> str:
-    try:
-        return importlib.metadata.version("vop")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def render_moj_return(
@@ -442,7 +445,7 @@ def render_moj_return(
         "threshold": suppression_threshold,
         "min_denominator": min_denominator,
         "generated_at": naive_local(moment),
-        "version": _software_version(),
+        "version": software_version(),
         "comment_suppressed": comment_suppressed,
     }
     builder = _ReturnBuilder(layout, figures, options)

@@ -9,6 +9,7 @@ shown carry the GSS shorthand as text: ``[c]`` confidential (disclosure control)
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import Cell
+from openpyxl.chart import Reference
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Protection, Side
 from openpyxl.utils import get_column_letter
@@ -104,6 +106,14 @@ def new_workbook() -> Workbook:
     for style in _styles():
         wb.add_named_style(style)
     return wb
+
+
+def software_version() -> str:
+    """The installed vop version written on every workbook ("unknown" when not installed)."""
+    try:
+        return importlib.metadata.version("vop")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def to_bytes(wb: Workbook) -> bytes:
@@ -234,6 +244,24 @@ class SheetWriter:
         self.row += 1
         return header_row, first, r - 1
 
+    def chart_series(
+        self, col: int, header_row: int, title: str, values: Sequence[tuple[Any, Kind]]
+    ) -> Reference:
+        """Write a chart's numbers into a hidden column and return their reference (title included).
+
+        Charts read cells, and a spreadsheet plots the text ``[c]`` as 0: a suppressed or missing figure
+        must be a gap, not a fall to zero. So the chart reads a hidden copy with blanks in those places.
+        """
+        self.ws.cell(header_row, col, title)
+        for i, (v, kind) in enumerate(values, start=1):
+            number = None
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                number = v / 100 if kind == "pct" else v
+            cell = self.ws.cell(header_row + i, col, number)
+            cell.number_format = "0.0%" if kind in ("pct", "share") else "General"
+        self.ws.column_dimensions[get_column_letter(col)].hidden = True
+        return Reference(self.ws, min_col=col, min_row=header_row, max_row=header_row + len(values))
+
     def note(self, text: str) -> None:
         """A note line under the tables."""
         self.ws.cell(self.row, 1, text).style = "vop_note"
@@ -246,7 +274,9 @@ class SheetWriter:
         if self.markers_used - {SUPPRESSED}:
             self.note(SHORTHAND_NOTE)
         for col, width in self.widths.items():
-            self.ws.column_dimensions[get_column_letter(col)].width = width
+            dim = self.ws.column_dimensions[get_column_letter(col)]
+            if not dim.hidden:
+                dim.width = width
         if self.first_header_row is not None:
             # One table: its header stays in view and on every printed page. Several stacked tables:
             # the first table's header would mislabel the others, so the sheet's title block stays

@@ -48,7 +48,12 @@ SATISFACTION_ANSWERS: tuple[str, ...] = (
 SATISFIED: tuple[str, ...] = SATISFACTION_ANSWERS[:3]
 RIGHTS: tuple[int, ...] = tuple(range(1, 13))
 # Bands of the number of distinct Victims' Code rights received: (name, lowest, highest).
-RIGHTS_BANDS: tuple[tuple[str, int, int], ...] = (("0-3", 0, 3), ("4-6", 4, 6), ("7-9", 7, 9), ("10-12", 10, 12))
+RIGHTS_BANDS: tuple[tuple[str, int, int], ...] = (
+    ("0-3", 0, 3),
+    ("4-6", 4, 6),
+    ("7-9", 7, 9),
+    ("10-12", 10, 12),
+)
 
 AREA_METRICS: tuple[str, ...] = (
     "helped_n",
@@ -86,7 +91,13 @@ def metric_names() -> list[str]:
     names += ["victims_supported", "episodes_closed", "exit_responses", "exit_response_rate"]
     for a in AREAS:
         names += [f"{kind}.{a}" for kind in AREA_METRICS]
-    names += ["helped_cope_and_recover", "helped_cope_and_recover_pct", "answered", "satisfied", "satisfied_pct"]
+    names += [
+        "helped_cope_and_recover",
+        "helped_cope_and_recover_pct",
+        "answered",
+        "satisfied",
+        "satisfied_pct",
+    ]
     names += [f"rights_received.{r}" for r in RIGHTS]
     names += [f"satisfied_pct_by_rights.{b}" for b, _, _ in RIGHTS_BANDS]
     names += [
@@ -192,7 +203,12 @@ def _aggregates() -> list[str]:
             f"SUM(CASE WHEN oc.d_{a} <= -1 THEN 1 ELSE 0 END) AS down_{a}",
             f"SUM(oc.d_{a}) AS dsum_{a}",
         ]
-    aggs += ["SUM(oc.hcr) AS hcr", "SUM(oc.hcr_n) AS hcr_n", "SUM(oc.sat_n) AS sat_n", "SUM(oc.sat_y) AS sat_y"]
+    aggs += [
+        "SUM(oc.hcr) AS hcr",
+        "SUM(oc.hcr_n) AS hcr_n",
+        "SUM(oc.sat_n) AS sat_n",
+        "SUM(oc.sat_y) AS sat_y",
+    ]
     aggs.append("SUM(CASE WHEN oc.mask IS NOT NULL THEN 1 ELSE 0 END) AS rights_n")
     aggs += [f"SUM(CASE WHEN (oc.mask & {1 << (r - 1)}) <> 0 THEN 1 ELSE 0 END) AS right_{r}" for r in RIGHTS]
     for i, (_, lo, hi) in enumerate(RIGHTS_BANDS):
@@ -268,9 +284,10 @@ def build_metrics_sql(
     if attrs:
         select += f" UNION ALL SELECT 1 AS lvl, {group_cols}, {aggs} {source} GROUP BY {group_cols}"
     sql = (
-        f"WITH ep AS (SELECT {ep_cols} FROM {t.referral} r JOIN {t.organisation} o ON o.id = r.provider {where}), "
-        f"pick AS (SELECT ep.rid AS rid, {first('baseline', 'ASC')} AS bl_id, {first('exit', 'DESC')} AS ex_id "
-        "FROM ep WHERE ep.clo = 1), "
+        f"WITH ep AS (SELECT {ep_cols} FROM {t.referral} r "
+        f"JOIN {t.organisation} o ON o.id = r.provider {where}), "
+        f"pick AS (SELECT ep.rid AS rid, {first('baseline', 'ASC')} AS bl_id, "
+        f"{first('exit', 'DESC')} AS ex_id FROM ep WHERE ep.clo = 1), "
         f"outc AS (SELECT {', '.join(_episode_columns())} FROM pick c "
         f"JOIN {t.response} x ON x.id = c.ex_id LEFT JOIN {t.response} b ON b.id = c.bl_id) "
         f"{select}"
@@ -338,9 +355,7 @@ def shape_metrics(row: Mapping[str, Any]) -> dict[str, Any]:
     m["paired_n.swemwbs"] = sw_n
     m["mean_baseline.swemwbs"] = mean_b
     m["mean_exit.swemwbs"] = mean_x
-    m["mean_change.swemwbs"] = (
-        None if sw_n == 0 else (int(row["sw_xsum"]) - int(row["sw_bsum"])) / sw_n / 100
-    )
+    m["mean_change.swemwbs"] = None if sw_n == 0 else (int(row["sw_xsum"]) - int(row["sw_bsum"])) / sw_n / 100
     m["reliable_improvement.swemwbs"] = _int(row, "sw_up")
     m["reliable_deterioration.swemwbs"] = _int(row, "sw_down")
     return m

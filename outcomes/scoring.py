@@ -118,7 +118,9 @@ class TalkingTherapiesOutcome:
     reliable_recovery: bool
 
 
-def talking_therapies_outcome(phq9_start: int, gad7_start: int, phq9_end: int, gad7_end: int) -> TalkingTherapiesOutcome:
+def talking_therapies_outcome(
+    phq9_start: int, gad7_start: int, phq9_end: int, gad7_end: int
+) -> TalkingTherapiesOutcome:
     """Caseness, reliable improvement / deterioration, recovery and reliable recovery.
 
     Reliable improvement: PHQ-9 down by 6+ or GAD-7 down by 4+, and (as NHS Talking Therapies counts

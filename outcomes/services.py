@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from outcomes.metrics import Tables, build_metrics_sql, check_breakdown, shape_result
+from outcomes.metrics import Dialect, Tables, build_metrics_sql, check_breakdown, shape_result
 from outcomes.periods import parse_period
 from surveys.tables import Organisation, Referral, Response
 
@@ -18,7 +18,9 @@ def table_names() -> Tables:
     )
 
 
-async def compute_metrics(period: str, by: list[str] | None = None, provider: str | None = None) -> dict[str, Any]:
+async def compute_metrics(
+    period: str, by: list[str] | None = None, provider: str | None = None
+) -> dict[str, Any]:
     """Every metric of metrics.md for `period`, for the whole area and each `by` group.
 
     Returns `{"period": {"code", "start", "end"}, "groups": [{"by": {...}, "metrics": {...}}, ...]}`,
@@ -32,7 +34,7 @@ async def compute_metrics(period: str, by: list[str] | None = None, provider: st
         if not found:
             raise ValueError(f"unknown provider {provider!r}")
     engine = Referral._meta.db
-    dialect = "sqlite" if engine.engine_type == "sqlite" else "postgres"
+    dialect: Dialect = "sqlite" if engine.engine_type == "sqlite" else "postgres"
     sql, args = build_metrics_sql(dialect, p.start, p.end, attrs, provider, table_names())
     rows = await Referral.raw(sql, *args)
     return {"period": p.as_dict(), "groups": shape_result(rows, attrs)}

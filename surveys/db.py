@@ -102,14 +102,20 @@ async def write_transaction() -> AsyncIterator[Any]:
             yield tx
 
 
-async def start(engine: Engine | None = None) -> None:
-    """Open what the engine needs for serving: the pool on PostgreSQL, WAL on SQLite."""
+async def start(engine: Engine | None = None) -> bool:
+    """Open what the engine needs for serving: the pool on PostgreSQL, WAL on SQLite.
+
+    Returns True when this call opened the pool, so that only its opener closes it (a test or a CLI
+    command may already hold one on its own event loop).
+    """
     engine = engine or current_engine()
     if isinstance(engine, PostgresEngine):
         if engine.pool is None:
             await engine.start_connection_pool(min_size=1, max_size=10)
-    else:
-        await engine.prep_database()
+            return True
+        return False
+    await engine.prep_database()
+    return False
 
 
 async def stop(engine: Engine | None = None) -> None:

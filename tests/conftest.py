@@ -46,9 +46,13 @@ async def migrated() -> AsyncIterator[None]:
     """Create the run's database and apply every migration once."""
     if _TEST_DB:
         await _admin_execute(f'CREATE DATABASE "{_TEST_DB}"')
+    from surveys import db as database
     from surveys.migrate import migrate
 
     await migrate(quiet=True)
+    # The pool lives on the tests' loop; the app's lifespan (run by the test client on another loop)
+    # sees it open and leaves it alone.
+    await database.start()
     yield
     from surveys import db
 
@@ -68,12 +72,18 @@ async def db(migrated: None) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def client(db: None) -> AsyncIterator[object]:
-    """An HTTP client on the real app (lifespan included)."""
-    from litestar.testing import AsyncTestClient
+    """An HTTP client calling the real app on the tests' own event loop.
+
+    Litestar's AsyncTestClient runs the app in a portal thread with its own loop, which cannot share
+    the PostgreSQL pool with the tests; httpx's ASGI transport runs it here. The app's start-up only
+    opens the pool, which the `migrated` fixture already holds.
+    """
+    import httpx
 
     from app import create_app
 
-    async with AsyncTestClient(app=create_app()) as c:
+    transport = httpx.ASGITransport(app=create_app(), client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
 
@@ -81,3 +91,54 @@ async def client(db: None) -> AsyncIterator[object]:
 def tmp_files() -> Iterator[str]:
     path = tempfile.mkdtemp(prefix="vop-files-", dir=_TMP)
     yield path
+
+
+REFERRAL_HEADER = (
+    "provider,referral_id,person_id,referral_date,source,crime_type,domestic_abuse,hate_crime,repeat_victim,"
+    "age_band,sex,ethnicity,disability,status,support_start,support_end,contact_email,contact_phone,"
+    "preferred_channel,safe_to_contact,consent_to_survey"
+)
+
+
+def referral_line(provider: str = "VS", referral_id: str = "R1", person_id: str = "P1", **over: str) -> str:
+    """One CSV line of the referrals format; keyword arguments replace columns."""
+    values = {
+        "provider": provider, "referral_id": referral_id, "person_id": person_id, "referral_date": "2025-05-01",
+        "source": "police", "crime_type": "burglary_residential", "domestic_abuse": "false",
+        "hate_crime": "false", "repeat_victim": "false", "age_band": "25-34", "sex": "female",
+        "ethnicity": "white", "disability": "no", "status": "supported", "support_start": "2025-05-10",
+        "support_end": "", "contact_email": "someone@example.org", "contact_phone": "",
+        "preferred_channel": "email", "safe_to_contact": "true", "consent_to_survey": "true",
+    }  # fmt: skip
+    values.update(over)
+    return ",".join(values[c] for c in REFERRAL_HEADER.split(","))
+
+
+def referrals_csv(*lines: str) -> bytes:
+    return ("\n".join([REFERRAL_HEADER, *lines]) + "\n").encode()
+
+
+@pytest.fixture
+async def orgs(db: None) -> None:
+    """The commissioner and three providers."""
+    from surveys.services import add_organisation
+
+    await add_organisation("OPCC", "Commissioner", "commissioner", None)
+    await add_organisation("VS", "General service", "provider", "general")
+    await add_organisation("ROSA", "Sexual violence service", "provider", "sav")
+    await add_organisation("BARN", "CSE service", "provider", "cse")
+
+
+@pytest.fixture
+async def keys(orgs: None) -> dict[str, dict[str, str]]:
+    """Authorization headers by name: vs, rosa (providers), opcc, vrg, admin."""
+    from access.keys import create_key
+
+    made = {}
+    for name, org, role in (
+        ("vs", "VS", "provider"), ("rosa", "ROSA", "provider"), ("opcc", "OPCC", "opcc"),
+        ("vrg", "OPCC", "vrg"), ("admin", "OPCC", "admin"),
+    ):  # fmt: skip
+        key, _ = await create_key(org, role)
+        made[name] = {"Authorization": f"Bearer {key}"}
+    return made

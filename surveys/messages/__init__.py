@@ -43,22 +43,60 @@ CHANNELS: tuple[str, ...] = ("email", "sms")
 # throsedd, nhrosedd), so the mutated forms are listed too. Deliberately broad: a false alarm costs
 # a rewording, a miss can cost someone's safety.
 _VICTIM_CRIME_STEMS: tuple[str, ...] = (
-    "victim", "crime", "crimin",
+    "victim",
+    "crime",
+    "crimin",
     # Welsh: dioddefwr/dioddefwyr (victim, and mutations), trosedd (crime, and mutations)
-    "dioddefw", "ddioddefw", "nioddefw", "trosedd", "drosedd", "throsedd", "nhrosedd", "troseddw",
+    "dioddefw",
+    "ddioddefw",
+    "nioddefw",
+    "trosedd",
+    "drosedd",
+    "throsedd",
+    "nhrosedd",
+    "troseddw",
 )
 SURVEY_FORBIDDEN: tuple[str, ...] = _VICTIM_CRIME_STEMS
 """Words never used on victim-facing survey pages (which may still name the police and the courts)."""
 
 DEFAULT_FORBIDDEN: tuple[str, ...] = (
     *_VICTIM_CRIME_STEMS,
-    "police", "abus", "offence", "offender", "assault", "violen", "rape", "sexual", "domestic",
-    "stalk", "harass", "court", "justice", "refuge", "safeguard",
+    "police",
+    "abus",
+    "offence",
+    "offender",
+    "assault",
+    "violen",
+    "rape",
+    "sexual",
+    "domestic",
+    "stalk",
+    "harass",
+    "court",
+    "justice",
+    "refuge",
+    "safeguard",
     # Welsh: heddlu (police), cam-drin (abuse, and mutations), trais/treisio (violence, rape),
     # llys (court), cyfiawnder (justice), lloches (refuge)
-    "heddlu", "cam-drin", "camdrin", "gam-drin", "gamdrin", "ngham-drin", "nghamdrin", "cham-drin",
-    "chamdrin", "trais", "drais", "thrais", "nhrais", "treis", "dreis", "llys", "cyfiawnder",
-    "gyfiawnder", "lloches",
+    "heddlu",
+    "cam-drin",
+    "camdrin",
+    "gam-drin",
+    "gamdrin",
+    "ngham-drin",
+    "nghamdrin",
+    "cham-drin",
+    "chamdrin",
+    "trais",
+    "drais",
+    "thrais",
+    "nhrais",
+    "treis",
+    "dreis",
+    "llys",
+    "cyfiawnder",
+    "gyfiawnder",
+    "lloches",
 )
 """Words never used in contact messages (email subject and body, SMS). Extend per deployment with the
 names of local organisations via the `forbidden` / `extra` parameters."""
@@ -75,9 +113,7 @@ def _normalise(text: str) -> str:
     return text.replace("\u00ad", "").replace("\u2019", "'").casefold()
 
 
-def find_forbidden(
-    text: str, forbidden: Iterable[str] | None = None, extra: Iterable[str] = ()
-) -> list[str]:
+def find_forbidden(text: str, forbidden: Iterable[str] | None = None, extra: Iterable[str] = ()) -> list[str]:
     """Return the forbidden stems found in `text` (empty when the text is neutral).
 
     `forbidden` replaces the default list (`DEFAULT_FORBIDDEN`); `extra` adds to it (for example the

@@ -41,15 +41,21 @@ class Rows:
         await ref.save()
         return ref
 
-    async def episode(self, provider: str = "VS", start: date = date(2025, 5, 2),
-                      end: date | None = date(2025, 6, 1), **fields: Any) -> Referral:
+    async def episode(
+        self,
+        provider: str = "VS",
+        start: date = date(2025, 5, 2),
+        end: date | None = date(2025, 6, 1),
+        **fields: Any,
+    ) -> Referral:
         """An episode: support started (default 2025-05-02) and ended (default 2025-06-01; None = open)."""
         fields.setdefault("status", "closed" if end else "supported")
         return await self.referral(provider, support_start=start, support_end=end, **fields)
 
-    async def response(self, referral: Referral, wave: str, completed_at: datetime | str | None = "default",
-                       **answers: Any) -> Response:
-        """A response; complete at 2025-06-01 12:00 UTC unless `completed_at` says otherwise (None = partial)."""
+    async def response(
+        self, referral: Referral, wave: str, completed_at: datetime | str | None = "default", **answers: Any
+    ) -> Response:
+        """A response, complete at 2025-06-01 12:00 UTC unless `completed_at` says so (None = partial)."""
         when = datetime(2025, 6, 1, 12, tzinfo=UTC) if completed_at == "default" else completed_at
         resp = Response(referral=referral.id, wave=wave, completed_at=when, **answers)
         await resp.save()

@@ -51,8 +51,13 @@ async def test_referrals_received_counts_both_end_days_and_statuses(rows) -> Non
     m = await whole()
     assert m["referrals_received"] == 3
     assert {s: m[f"referrals_by_status.{s}"] for s in STATUSES} == {
-        "referred": 0, "contacted": 0, "declined": 1, "uncontactable": 0, "out_of_scope": 0,
-        "supported": 2, "closed": 0,
+        "referred": 0,
+        "contacted": 0,
+        "declined": 1,
+        "uncontactable": 0,
+        "out_of_scope": 0,
+        "supported": 2,
+        "closed": 0,
     }
 
 
@@ -112,8 +117,9 @@ async def test_earliest_baseline_and_latest_exit_by_instant(rows) -> None:
     await rows.response(e, "baseline", None, cope=5)  # partial, even earlier in id terms
     await rows.response(e, "exit", at(2025, 6, 1, 12), cope=4, helped_cope="a_lot")  # latest instant
     # Later local time, earlier instant: 13:30+02:00 is 11:30 UTC.
-    await rows.response(e, "exit", at(2025, 6, 1, 13, 30, tz=timezone(timedelta(hours=2))), cope=1,
-                        helped_cope="no")
+    await rows.response(
+        e, "exit", at(2025, 6, 1, 13, 30, tz=timezone(timedelta(hours=2))), cope=1, helped_cope="no"
+    )
     await rows.response(e, "exit", None, cope=5, helped_cope="no")  # partial, never counts
     await rows.response(e, "follow_up", at(2025, 9, 1, 12), cope=5)  # feeds nothing
     m = await whole()
@@ -220,8 +226,10 @@ async def test_satisfaction_and_rights(rows) -> None:
     assert m["rights_received.1"] == {**m["rights_received.1"], "numerator": 4, "denominator": 5}
     assert m["rights_received.4"]["numerator"] == 3
     assert m["rights_received.12"]["numerator"] == 2
-    b = {k: (m[f"satisfied_pct_by_rights.{k}"]["numerator"], m[f"satisfied_pct_by_rights.{k}"]["denominator"])
-         for k in ("0-3", "4-6", "7-9", "10-12")}
+    b = {
+        k: (m[f"satisfied_pct_by_rights.{k}"]["numerator"], m[f"satisfied_pct_by_rights.{k}"]["denominator"])
+        for k in ("0-3", "4-6", "7-9", "10-12")
+    }
     assert b == {"0-3": (2, 2), "4-6": (0, 1), "7-9": (0, 0), "10-12": (1, 1)}
     assert m["satisfied_pct_by_rights.7-9"]["pct"] is None
 
@@ -269,13 +277,32 @@ async def test_swemwbs_reliable_change_threshold(rows) -> None:
 @pytest.mark.parametrize("attr", list(BREAKDOWNS))
 async def test_every_breakdown_has_a_group_per_stored_value(rows, attr: str) -> None:
     await rows.org("ROSA", service="sav")
-    await rows.referral("VS", crime_type="robbery", age_band="18-24", sex="female", ethnicity="white",
-                        disability="no", source="police", domestic_abuse=True, hate_crime=False,
-                        repeat_victim=True)
+    await rows.referral(
+        "VS",
+        crime_type="robbery",
+        age_band="18-24",
+        sex="female",
+        ethnicity="white",
+        disability="no",
+        source="police",
+        domestic_abuse=True,
+        hate_crime=False,
+        repeat_victim=True,
+    )
     # Stored but in another year: its values still make (all-zero) groups.
-    await rows.referral("ROSA", referral_date=date(2023, 5, 1), crime_type="rape", age_band="65+", sex="male",
-                        ethnicity="asian", disability="yes", source="self", domestic_abuse=False,
-                        hate_crime=True, repeat_victim=False)
+    await rows.referral(
+        "ROSA",
+        referral_date=date(2023, 5, 1),
+        crime_type="rape",
+        age_band="65+",
+        sex="male",
+        ethnicity="asian",
+        disability="yes",
+        source="self",
+        domestic_abuse=False,
+        hate_crime=True,
+        repeat_victim=False,
+    )
     out = await compute_metrics("2025-26", by=[attr])
     assert out["groups"][0]["by"] == {}
     groups = out["groups"][1:]
@@ -284,10 +311,17 @@ async def test_every_breakdown_has_a_group_per_stored_value(rows, attr: str) -> 
     assert received == [0, 1]
     values = {g["by"][attr] for g in groups}
     expected = {
-        "provider": {"VS", "ROSA"}, "service": {"general", "sav"}, "crime_group": {"robbery", "rape"},
-        "age_band": {"18-24", "65+"}, "sex": {"female", "male"}, "ethnicity": {"white", "asian"},
-        "disability": {"no", "yes"}, "source": {"police", "self"}, "domestic_abuse": {"true", "false"},
-        "hate_crime": {"true", "false"}, "repeat_victim": {"true", "false"},
+        "provider": {"VS", "ROSA"},
+        "service": {"general", "sav"},
+        "crime_group": {"robbery", "rape"},
+        "age_band": {"18-24", "65+"},
+        "sex": {"female", "male"},
+        "ethnicity": {"white", "asian"},
+        "disability": {"no", "yes"},
+        "source": {"police", "self"},
+        "domestic_abuse": {"true", "false"},
+        "hate_crime": {"true", "false"},
+        "repeat_victim": {"true", "false"},
     }[attr]
     assert values == expected
     zero = next(g for g in groups if g["metrics"]["referrals_received"] == 0)["metrics"]
@@ -317,8 +351,10 @@ async def test_provider_filter_restricts_everything(rows) -> None:
     out = await compute_metrics("2025-26", by=["crime_group"], provider="ROSA")
     m = out["groups"][0]["metrics"]
     assert (m["referrals_received"], m["victims_referred"], m["exit_responses"]) == (2, 2, 1)
-    assert [g["by"] for g in out["groups"][1:]] == [{"crime_group": "burglary_residential"},
-                                                     {"crime_group": "rape"}]
+    assert [g["by"] for g in out["groups"][1:]] == [
+        {"crime_group": "burglary_residential"},
+        {"crime_group": "rape"},
+    ]
     vs = await whole(provider="VS")
     assert (vs["referrals_received"], vs["exit_responses"]) == (1, 0)
 

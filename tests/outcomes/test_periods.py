@@ -70,7 +70,10 @@ def test_previous(code: str, previous: str) -> None:
 
 def test_last_quarters() -> None:
     assert [q.code for q in last_quarters("2025-26", 4)] == [
-        "2025-26-Q1", "2025-26-Q2", "2025-26-Q3", "2025-26-Q4",
+        "2025-26-Q1",
+        "2025-26-Q2",
+        "2025-26-Q3",
+        "2025-26-Q4",
     ]
     assert [q.code for q in last_quarters("2025-26-Q1", 2)] == ["2024-25-Q4", "2025-26-Q1"]
     assert [q.code for q in last_quarters(parse_period("2025-08-01..2025-11-15"), 1)] == ["2025-26-Q3"]

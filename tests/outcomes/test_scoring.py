@@ -79,10 +79,24 @@ def test_talking_therapies_recovery_and_reliable_recovery() -> None:
 
 def test_ons4_bands() -> None:
     assert [s.ons4_band("happy", v) for v in (0, 4, 5, 6, 7, 8, 9, 10)] == [
-        "low", "low", "medium", "medium", "high", "high", "very_high", "very_high",
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+        "very_high",
+        "very_high",
     ]
     assert [s.ons4_band("anxious", v) for v in (0, 1, 2, 3, 4, 5, 6, 10)] == [
-        "very_low", "very_low", "low", "low", "medium", "medium", "high", "high",
+        "very_low",
+        "very_low",
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
     ]
     with pytest.raises(ValueError):
         s.ons4_band("happy", 11)
