@@ -121,6 +121,8 @@ def create_app() -> Litestar:
         openapi_config=openapi_config(),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
-        logging_config=StructLoggingConfig(log_exceptions="always"),
+        logging_config=StructLoggingConfig(
+            log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}
+        ),
         request_max_body_size=1024 * 1024,
     )

@@ -71,7 +71,9 @@ _URL = re.compile(
 # UK numbers: +44 / 0044 / 0 prefix, optional (0), optional brackets round the area code, spaces or
 # hyphens between groups. The digit count is validated in code, which is simpler and stricter than
 # encoding every area-code length in the pattern.
-_PHONE = re.compile(r"(?<![\w+/])(?:(?:\+|00)\s?44\s?(?:\(0\)\s?)?|\(\s?0|0)\d(?:[\d\- ]|\)\s?){7,17}\d(?![\d/])")
+_PHONE = re.compile(
+    r"(?<![\w+/])(?:(?:\+|00)\s?44\s?(?:\(0\)\s?)?|\(\s?0|0)\d(?:[\d\- ]|\)\s?){7,17}\d(?![\d/])"
+)
 
 _POSTCODE = re.compile(
     r"\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)\s?\d[ABD-HJLNP-UW-Z]{2}\b", re.IGNORECASE
@@ -207,16 +209,66 @@ _AND_BEFORE = re.compile(r"\s+(?:and|&)\s+$")
 _AND_AFTER = re.compile(r"\s+(?:and|&)\s+")
 _SURNAME_AFTER = re.compile(rf"\s+(?P<v>{_NAME_TOKEN})")
 
+def _word_set(words: str) -> frozenset[str]:
+    """Lower-cased set of the whitespace-separated words in ``words`` (keeps long word lists readable)."""
+    return frozenset(words.lower().split())
+
+
 # Capitalised words that are never taken as names: days, months, the organisations and places the
 # answers talk about, roles, and words that often start sentences. Kept readable on purpose.
-_NOT_NAMES = frozenset(
-    w.lower()
-    for w in ["I", "I'm", "I've", "I'd", "I'll", "A", "An", "The", "This", "That", "These", "Those", "It", "Its", "It's", "He", "She", "They", "We", "You", "Me", "Him", "Her", "Them", "Us", "His", "Hers", "Their", "Our", "Your", "My", "Mine", "Who", "What", "When", "Where", "Why", "How", "Which", "Whose", "Whoever", "There", "Here", "Then", "Now", "Yes", "No", "Not", "Nobody", "Nothing", "Noone", "Someone", "Somebody", "Something", "Everyone", "Everybody", "Everything", "Anyone", "Anybody", "Anything", "All", "Any", "Some", "Most", "Many", "Much", "More", "Less", "Few", "Each", "Every", "Both", "Either", "Neither", "None", "And", "But", "Or", "So", "If", "Because", "As", "Since", "Until", "Unless", "Although", "Though", "While", "Whilst", "After", "Before", "During", "Also", "Just", "Only", "Even", "Still", "Again", "Never", "Always", "Sometimes", "Often", "Really", "Very", "Too", "Maybe", "Perhaps", "Please", "Thanks", "Thank", "Sorry", "Hello", "Hi", "Dear", "Ok", "Okay", "Well", "Oh", "Being", "Having", "Getting", "Going", "Trying", "Feeling", "Not", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Mon", "Tue", "Tues", "Wed", "Thu", "Thurs", "Fri", "Sat", "Sun", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec", "Christmas", "Easter", "Eid", "Diwali", "Ramadan", "Xmas", "Police", "Policing", "Victim", "Victims", "Support", "Supports", "Refuge", "Rosa", "Safeline", "Barnardo", "Barnardo's", "Barnardos", "Court", "Courts", "Crown", "Magistrates", "Magistrate", "Family", "Council", "Housing", "Mind", "Samaritans", "Citizens", "Advice", "Action", "Fraud", "Women's", "Aid", "Aid", "Witness", "Service", "Services", "Social", "Care", "Hospital", "Health", "NHS", "Trust", "Team", "Unit", "Centre", "Center", "Office", "Department", "Home", "Bureau", "Probation", "Prison", "Jail", "Law", "Legal", "Solicitors", "Chambers", "Church", "Mosque", "Temple", "School", "College", "University", "Academy", "Nursery", "Surgery", "Practice", "Clinic", "Ward", "Pharmacy", "Station", "Warwickshire", "Warwick", "Coventry", "Leamington", "Spa", "Rugby", "Nuneaton", "Stratford", "Kenilworth", "Bedworth", "Atherstone", "Alcester", "Southam", "Shipston", "Birmingham", "Solihull", "London", "Manchester", "Leeds", "Leicester", "Northampton", "Oxford", "England", "English", "Wales", "Welsh", "Scotland", "Scottish", "Ireland", "Irish", "Britain", "British", "UK", "Europe", "European", "Polish", "Romanian", "Indian", "Pakistani", "Asian", "African", "Caribbean", "Muslim", "Christian", "Hindu", "Sikh", "Jewish", "Facebook", "Instagram", "WhatsApp", "Snapchat", "TikTok", "Twitter", "Google", "Amazon", "Tesco", "Asda", "Sainsbury's", "Aldi", "Lidl", "Morrisons", "Boots", "Costa", "Uber", "Zoom", "Teams", "Youtube", "YouTube", "Gmail", "Hotmail", "Outlook", "Iphone", "iPhone", "Android", "Officer", "Officers", "Sergeant", "Constable", "Detective", "Inspector", "Judge", "Jury", "Mr", "Mrs", "Ms", "Miss", "Dr", "Sir", "Madam", "Lord", "Lady", "Mum", "Mummy", "Mam", "Mom", "Dad", "Daddy", "Nan", "Nana", "Nanna", "Gran", "Granny", "Grandma", "Grandad", "Grandpa", "Grandmother", "Grandfather", "Auntie", "Aunty", "Uncle", "Son", "Daughter", "Brother", "Sister", "Baby", "Partner", "Husband", "Wife", "Ex", "Counsellor", "Counselling", "Doctor", "Nurse", "Worker", "Caseworker", "Advocate", "Isva", "Idva", "Therapist", "Teacher", "Landlord", "God", "Jesus", "Allah", "Lord", "Road", "Street", "Lane", "Close", "Avenue", "Drive", "Way", "Crescent", "Place", "Gardens", "Grove", "Terrace", "House", "Lodge", "Hall", "Tower", "Point", "Mansions", "Building", "Estate", "Flats", "Covid", "Lockdown", "Universal", "Credit", "Benefits", "Jobcentre", "Council's", "Government", "Ministry", "Justice", "Commissioner", "PCC", "OPCC", "Crimestoppers", "Crime", "Stoppers", "Domestic", "Abuse", "Sexual", "Violence", "Hate", "Cyber", "Road", "Trauma", "Line", "Helpline", "Sorry", "Thankyou", "Honestly", "Basically", "Obviously", "Luckily", "Unfortunately", "Eventually", "Finally", "Overall", "Firstly", "Secondly", "Lastly", "Initially", "Apparently", "Clearly", "Definitely", "Absolutely", "Hopefully", "Without", "Within", "About", "Above", "Across", "Against", "Along", "Among", "Around", "At", "By", "Down", "For", "From", "In", "Into", "Like", "Near", "Of", "Off", "On", "Onto", "Out", "Over", "Past", "Round", "Through", "To", "Towards", "Under", "Up", "Upon", "With", "Was", "Were", "Is", "Are", "Am", "Be", "Been", "Had", "Has", "Have", "Do", "Does", "Did", "Done", "Can", "Could", "Should", "Would", "Will", "Shall", "Might", "Must", "Let", "Get", "Got", "Give", "Gave", "Go", "Went", "Tell", "Told", "Said", "Say", "Ask", "Asked", "Called", "Call", "Rang", "Phoned", "Waited", "Wait", "Still", "Having", "Felt", "Feel", "Felt", "Keep", "Kept", "Lost", "Took", "Made", "Make", "Once", "Twice", "First", "Second", "Third", "Last", "Next", "Other", "Another", "Same", "Different", "New", "Old", "Good", "Bad", "Great", "Best", "Worst", "Day", "Days", "Week", "Weeks", "Month", "Months", "Year", "Years", "Night", "Morning", "Evening", "Afternoon", "Today", "Tonight", "Tomorrow", "Yesterday", "Weekend", "Hour", "Hours", "Time", "Times", "Text", "Email", "Phone", "Letter", "Message", "Messages", "Report", "Reported", "Case", "Statement", "Evidence", "Trial", "Hearing", "Sentence", "Bail", "Charge", "Charged", "Investigation", "Order", "Orders", "Injunction", "Non", "Molestation", "Restraining", "Protection", "Notice", "Help", "Advice", "Information", "Info", "Nothing", "Everything", "Which", "Whoever", "Whatever", "However", "Whenever", "Wherever", "Therefore", "Otherwise", "Meanwhile", "Anyway"]
+_NOT_NAMES = _word_set(
+    """
+    I I'm I've I'd I'll A An The This That These Those It Its It's He She They We You Me Him Her Them Us
+    His Hers Their Our Your My Mine Who What When Where Why How Which Whose Whoever There Here Then Now
+    Yes No Not Nobody Nothing Noone Someone Somebody Something Everyone Everybody Everything Anyone
+    Anybody Anything All Any Some Most Many Much More Less Few Each Every Both Either Neither None And
+    But Or So If Because As Since Until Unless Although Though While Whilst After Before During Also
+    Just Only Even Still Again Never Always Sometimes Often Really Very Too Maybe Perhaps Please Thanks
+    Thank Sorry Hello Hi Dear Ok Okay Well Oh Being Having Getting Going Trying Feeling Not Monday
+    Tuesday Wednesday Thursday Friday Saturday Sunday Mon Tue Tues Wed Thu Thurs Fri Sat Sun January
+    February March April May June July August September October November December Jan Feb Mar Apr Jun
+    Jul Aug Sep Sept Oct Nov Dec Christmas Easter Eid Diwali Ramadan Xmas Police Policing Victim Victims
+    Support Supports Refuge Rosa Safeline Barnardo Barnardo's Barnardos Court Courts Crown Magistrates
+    Magistrate Family Council Housing Mind Samaritans Citizens Advice Action Fraud Women's Aid Aid
+    Witness Service Services Social Care Hospital Health NHS Trust Team Unit Centre Center Office
+    Department Home Bureau Probation Prison Jail Law Legal Solicitors Chambers Church Mosque Temple
+    School College University Academy Nursery Surgery Practice Clinic Ward Pharmacy Station Warwickshire
+    Warwick Coventry Leamington Spa Rugby Nuneaton Stratford Kenilworth Bedworth Atherstone Alcester
+    Southam Shipston Birmingham Solihull London Manchester Leeds Leicester Northampton Oxford England
+    English Wales Welsh Scotland Scottish Ireland Irish Britain British UK Europe European Polish
+    Romanian Indian Pakistani Asian African Caribbean Muslim Christian Hindu Sikh Jewish Facebook
+    Instagram WhatsApp Snapchat TikTok Twitter Google Amazon Tesco Asda Sainsbury's Aldi Lidl Morrisons
+    Boots Costa Uber Zoom Teams Youtube YouTube Gmail Hotmail Outlook Iphone iPhone Android Officer
+    Officers Sergeant Constable Detective Inspector Judge Jury Mr Mrs Ms Miss Dr Sir Madam Lord Lady Mum
+    Mummy Mam Mom Dad Daddy Nan Nana Nanna Gran Granny Grandma Grandad Grandpa Grandmother Grandfather
+    Auntie Aunty Uncle Son Daughter Brother Sister Baby Partner Husband Wife Ex Counsellor Counselling
+    Doctor Nurse Worker Caseworker Advocate Isva Idva Therapist Teacher Landlord God Jesus Allah Lord
+    Road Street Lane Close Avenue Drive Way Crescent Place Gardens Grove Terrace House Lodge Hall Tower
+    Point Mansions Building Estate Flats Covid Lockdown Universal Credit Benefits Jobcentre Council's
+    Government Ministry Justice Commissioner PCC OPCC Crimestoppers Crime Stoppers Domestic Abuse Sexual
+    Violence Hate Cyber Road Trauma Line Helpline Sorry Thankyou Honestly Basically Obviously Luckily
+    Unfortunately Eventually Finally Overall Firstly Secondly Lastly Initially Apparently Clearly
+    Definitely Absolutely Hopefully Without Within About Above Across Against Along Among Around At By
+    Down For From In Into Like Near Of Off On Onto Out Over Past Round Through To Towards Under Up Upon
+    With Was Were Is Are Am Be Been Had Has Have Do Does Did Done Can Could Should Would Will Shall
+    Might Must Let Get Got Give Gave Go Went Tell Told Said Say Ask Asked Called Call Rang Phoned Waited
+    Wait Still Having Felt Feel Felt Keep Kept Lost Took Made Make Once Twice First Second Third Last
+    Next Other Another Same Different New Old Good Bad Great Best Worst Day Days Week Weeks Month Months
+    Year Years Night Morning Evening Afternoon Today Tonight Tomorrow Yesterday Weekend Hour Hours Time
+    Times Text Email Phone Letter Message Messages Report Reported Case Statement Evidence Trial Hearing
+    Sentence Bail Charge Charged Investigation Order Orders Injunction Non Molestation Restraining
+    Protection Notice Help Advice Information Info Nothing Everything Which Whoever Whatever However
+    Whenever Wherever Therefore Otherwise Meanwhile Anyway
+    """
 )
 
 # First names that are also everyday words or months: taken as names only with a cue or a surname.
-_AMBIGUOUS_NAMES = frozenset(
-    ["will", "may", "june", "april", "august", "hope", "faith", "joy", "grace", "rose", "ruby", "amber", "dawn", "summer", "mark", "bill", "jack", "pat", "sue", "bob", "frank", "dean", "jay", "jo", "jan", "kim", "lee", "max", "rob", "rick", "jude", "ivy", "holly", "poppy", "daisy", "lily", "jade", "glen", "carol", "eve", "ray", "mason", "austin", "logan", "jordan", "harley", "aston", "chelsea", "georgia", "victoria", "sandra", "ali", "sara"]
+_AMBIGUOUS_NAMES = _word_set(
+    """
+    will may june april august hope faith joy grace rose ruby amber dawn summer mark bill jack pat sue
+    bob frank dean jay jo jan kim lee max rob rick jude ivy holly poppy daisy lily jade glen carol eve
+    ray mason austin logan jordan harley aston chelsea georgia victoria sandra ali sara
+    """
 )
 
 
@@ -284,7 +336,10 @@ def _find_names(text: str) -> list[tuple[int, int]]:
             if nxt and nxt.group("v").lower() not in _NOT_NAMES:
                 found.append(m.span())
                 continue
-        if _POSSESSIVE_REL.match(text, m.end()) or (not _is_sentence_start(text, m.start()) and _VERB_AFTER.match(text, m.end())):
+        # "Zbigniew's wife", or a mid-sentence capitalised word doing something ("... and Marek said").
+        possessive = _POSSESSIVE_REL.match(text, m.end()) is not None
+        acting = not _is_sentence_start(text, m.start()) and _VERB_AFTER.match(text, m.end()) is not None
+        if possessive or acting:
             found.append(m.span())
 
     if not found:
@@ -331,27 +386,36 @@ _NON_DIGIT = re.compile(r"\D")
 
 def _phone_spans(text: str) -> Iterable[tuple[int, int]]:
     """UK phone numbers, with the digit count checked (10 or 11 national digits)."""
-    for m in _PHONE.finditer(text):
+    pos = 0
+    while (m := _PHONE.search(text, pos)) is not None:
         raw = m.group()
         start = m.start()
-        # Trailing digit groups ("07700 900123 12 times") are dropped until the count is right.
+        found_end = None
+        # The pattern is greedy across spaces, so two numbers in a row ("07700 900123 07700 900456") or a
+        # number followed by a count ("... 12 times") come as one candidate: trailing groups are dropped
+        # until the count is right, and the scan resumes after the number kept.
         while raw:
             digits = _NON_DIGIT.sub("", raw)
             if digits.startswith("0044"):
                 digits = "0" + digits[4:]
             elif digits.startswith("44"):
                 digits = "0" + digits[2:]
-            if digits.startswith("00"):
+            if digits.startswith("00"):  # "+44 (0)1926 ..." keeps the trunk 0 after the country code
                 digits = digits[1:]
             if len(digits) in (10, 11):
-                yield (start, start + len(raw.rstrip(" -")))
+                found_end = start + len(raw.rstrip(" -"))
                 break
             if len(digits) < 10:
                 break
             cut = max(raw.rfind(" "), raw.rfind("-"))
             if cut <= 0:
                 break
-            raw = raw[:cut]
+            raw = raw[:cut].rstrip(" -)")
+        if found_end is not None:
+            yield (start, found_end)
+            pos = found_end
+        else:
+            pos = start + 1
 
 
 def _raw_spans(text: str, types: frozenset[str]) -> list[Span]:

@@ -178,7 +178,8 @@ class _ReturnBuilder:
     def _subtitle(self) -> str:
         p = self.figures.period
         span = f" ({p['start']} to {p['end']})" if p.get("start") and p.get("end") else ""
-        return f"{self.options['area']} · period {p.get('code', '')}{span}"
+        area = f"{self.options['area']} · " if self.options["area"] else ""
+        return f"{area}period {p.get('code', '')}{span}"
 
     def _cover(self, ws: Worksheet, sheet: Mapping[str, Any]) -> None:
         w = SheetWriter(ws, comment_suppressed=False)

@@ -158,6 +158,9 @@ class ContactPolicy:
         # could never be sent.
         if self.late_window_days < self.min_days_between_invitations:
             raise ValueError("late_window_days must be at least min_days_between_invitations")
+        # Gathering waits at most gather_days after the first due wave: it must not outlast its window.
+        if self.gather_days > self.late_window_days:
+            raise ValueError("gather_days must not exceed late_window_days")
         ZoneInfo(self.timezone)  # fail at configuration time, not at 9pm
 
     def follow_up_days_for(self, referral: ReferralContact) -> int:
@@ -322,13 +325,19 @@ def contact_permission(
 ) -> Permission:
     """Whether the person may be contacted at all at `now`, on which channel, and why (rules 1-3).
 
+    Blocked when: any opt-out is recorded; the most recent referral (latest of flags update and
+    referral date; ties all count) is not safe to contact or has no consent; any other referral active
+    within `flag_lookback_days` is not safe or has no consent; or the most recent referral's preferred
+    channel is `none`, unclear, or lacks a contact detail on that referral. Conflicting information
+    resolves to "do not contact": a wrong "no" costs one survey answer, a wrong "yes" can cost safety.
     Every blocking reason is listed, not just the first, so the contact history shows the full picture.
     """
     policy = policy or ContactPolicy()
     _require_aware(now)
     today = local_date(now, policy)
     reasons: list[Reason] = []
-    if ledger.opted_out_at is not None and ledger.opted_out_at <= now:
+    # Any recorded opt-out counts, even one stamped a moment after `now` (clock skew must not win).
+    if ledger.opted_out_at is not None:
         reasons.append(
             Reason("opted_out", f"the person asked for no more messages on {ledger.opted_out_at:%Y-%m-%d}")
         )
@@ -559,7 +568,13 @@ def decide(
                         waves=waves,
                     )
                 reasons += held
+                reasons.append(
+                    Reason("reminder_pending", f"reminder {number} at {send_at:%Y-%m-%d %H:%M %Z}")
+                )
                 pending.append(send_at)
+            else:
+                reasons += held
+                reasons.append(Reason("reminder_lapsed", f"reminder {number} could not go before expiry"))
         elif not left:
             reasons.append(
                 Reason("nothing_to_remind", f"invitation {inv.invitation_id}: no wave left to remind")

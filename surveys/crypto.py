@@ -31,11 +31,11 @@ class Keyring:
     """Purpose-specific keys derived from the deployment secret."""
 
     person: bytes
-    contact: bytes
+    aead: AESGCM  # built once: constructing it per value costs more than the encryption itself
 
     @classmethod
     def from_secret(cls, secret: bytes) -> Keyring:
-        return cls(person=_derive(secret, b"person-key"), contact=_derive(secret, b"contact-encryption"))
+        return cls(person=_derive(secret, b"person-key"), aead=AESGCM(_derive(secret, b"contact-encryption")))
 
     def person_key(self, person_id: str) -> str:
         """The keyed hash of a referrer's person identifier (hex), after trimming surrounding spaces."""
@@ -46,14 +46,14 @@ class Keyring:
         if not plaintext:
             return None
         nonce = os.urandom(12)
-        sealed = AESGCM(self.contact).encrypt(nonce, plaintext.encode(), b"contact")
+        sealed = self.aead.encrypt(nonce, plaintext.encode(), b"contact")
         return base64.b64encode(nonce + sealed).decode()
 
     def decrypt(self, token: str | None) -> str | None:
         if not token:
             return None
         raw = base64.b64decode(token)
-        return AESGCM(self.contact).decrypt(raw[:12], raw[12:], b"contact").decode()
+        return self.aead.decrypt(raw[:12], raw[12:], b"contact").decode()
 
 
 @lru_cache(maxsize=1)

@@ -230,13 +230,18 @@ async def ensure_organisations() -> int:
 
 async def load_demo(plan: DemoPlan, on_progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
     """Write the demo year through the real import path; returns counts."""
-    from surveys.importing import provider_ids, referral_records, upsert_referrals
+    from surveys import db
+    from surveys.fields import REFERRAL_READERS
+    from surveys.importing import Parsed, provider_ids, referral_records, upsert_referrals
 
     await ensure_organisations()
     rows = generate_referrals(
         plan, (lambda n: on_progress("referrals generated", n)) if on_progress else None
     )
-    records = referral_records(list(enumerate(rows, start=2)), await provider_ids(), None)
+    parsed = Parsed(
+        numbers=list(range(2, len(rows) + 2)), columns={c: [r[c] for r in rows] for c in REFERRAL_READERS}
+    )
+    records = referral_records(parsed, await provider_ids(), None, for_sqlite=db.is_sqlite())
     created, updated = await upsert_referrals(records)
     if on_progress:
         on_progress("referrals stored", len(records))

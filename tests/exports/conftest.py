@@ -97,7 +97,12 @@ class FakeEngine:
             # Each call is its own draw; make the whole-area group the same in every call, as a real
             # engine's would be.
             whole = synthetic_result(period, [], seed=self.seed, referrals=self.referrals)["groups"][0]
-            self._cache[key]["groups"][0] = whole
+            groups = self._cache[key]["groups"]
+            groups[0] = whole
+            # A real area always has a few tiny groups; make sure disclosure control has work to do.
+            if len(groups) > 3:
+                groups[-1]["metrics"] = make_metrics(12)
+                groups[-2]["metrics"] = make_metrics(45)
         return self._cache[key]
 
 
@@ -127,3 +132,8 @@ def fake_provider_engine() -> FakeProviderEngine:
 @pytest.fixture
 def metrics_factory() -> Callable[..., MetricsDict]:
     return make_metrics
+
+
+@pytest.fixture
+def result_factory() -> Callable[..., MetricsDict]:
+    return make_result

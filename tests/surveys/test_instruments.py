@@ -83,14 +83,21 @@ def test_core_question_ids_are_the_response_columns(core: inst.Instrument) -> No
 def test_core_waves(core: inst.Instrument) -> None:
     everything = {"cjs_involved": "yes"}
     assert ids(questions_for(core, "baseline", [], everything)) == [
-        "cope", "safety", "health", "informed", "cjs_involved", "cjs", "recover",
-    ]  # fmt: skip
+        "cope",
+        "safety",
+        "health",
+        "informed",
+        "cjs_involved",
+        "cjs",
+        "recover",
+    ]
     exit_ids = ids(questions_for(core, "exit", [], everything))
     assert exit_ids[:7] == ids(questions_for(core, "baseline", [], everything))
     assert exit_ids[7:] == [*HELPED, "satisfaction", "rights_received", *TEXTS]
     assert ids(questions_for(core, "follow_up", [], everything)) == [
-        *ids(questions_for(core, "baseline", [], everything)), *TEXTS,
-    ]  # fmt: skip
+        *ids(questions_for(core, "baseline", [], everything)),
+        *TEXTS,
+    ]
 
 
 def test_core_answer_codes(core: inst.Instrument) -> None:
@@ -253,7 +260,7 @@ def test_validate_choice_multi_and_text(core: inst.Instrument) -> None:
     assert validate_answer(rights, ["7", "1", "7"]) == ([1, 7], None, None)
     assert validate_answer(rights, "none") == (["none"], None, None)
     value, en, cy = validate_answer(rights, ["none", "3"])
-    assert value is None and "'None of these' on its own" in en and cy
+    assert value is None and en is not None and "'None of these' on its own" in en and cy
     assert validate_answer(rights, [])[1] == "Select the things you got, or select 'None of these'"
     gaps = core.question("gaps_text")
     assert validate_answer(gaps, "  help at night\r\n  ") == ("help at night", None, None)
@@ -272,7 +279,9 @@ def test_validated_answers_drive_conditions(core: inst.Instrument) -> None:
 
 def test_licensed_wording_is_applied_at_run_time_without_touching_the_file() -> None:
     phq9 = load_instrument("phq9-1")
-    licensed = apply_licensed_text(phq9, {"phq9_1": Wording(en="Licensed item one", cy="Eitem drwyddedig un")})
+    licensed = apply_licensed_text(
+        phq9, {"phq9_1": Wording(en="Licensed item one", cy="Eitem drwyddedig un")}
+    )
     assert licensed.question("phq9_1").text.en == "Licensed item one"
     assert licensed.question("phq9_2") == phq9.question("phq9_2")
     assert load_instrument("phq9-1").question("phq9_1").text == phq9.question("phq9_1").text

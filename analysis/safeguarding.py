@@ -1,0 +1,520 @@
+"""Safeguarding detector for victims' free-text answers.
+
+A disclosure of current danger, of self-harm or suicidal thoughts, or of a child at risk must reach the
+provider that supports the person; it is never a theme shown to the VRG. Missing one is far worse than
+a worker reading a false alarm, so the detector is built for recall:
+
+* **rules**: phrase patterns per category over a normalised text (lower case, straight apostrophes,
+  common phone spellings such as "im", "dont", "wanna" expanded; misspellings such as "sucidal",
+  "kil", "threatning" written into the patterns);
+* **a classifier**: TF-IDF on words (1-2 grams) and characters (2-5 grams, which carry misspellings)
+  feeding one logistic regression per category, trained on ``analysis/data/safeguarding_train.jsonl``;
+* an alert is raised when **any rule fires OR any category's probability reaches ``threshold``**
+  (low by default).
+
+Negation and resolved past are handled in the rules only where the wording is unambiguous ("I am not
+suicidal", "I have never self-harmed", "... years ago ... I'm in a better place now") and only when the
+sentence holds no sign that it is current again ("again", "still", "now", "tonight", "started").
+Everything else, including hypotheticals and past threats, alerts: a past threat to kill or a past
+strangulation is itself a recognised risk marker, and the classifier can still alert on a suppressed
+rule. The hard negatives in the training set are everyday idioms ("this waiting is killing me"),
+resolved history and safety that has been restored ("I felt safe after they fitted the locks").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+from sklearn.base import BaseEstimator
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "CATEGORIES",
+    "MODEL_FILE",
+    "SafeguardingDetector",
+    "evaluation_report",
+    "load_labelled",
+    "rule_matches",
+    "train",
+    "training_data_sha256",
+]
+
+CATEGORIES: tuple[str, ...] = ("danger", "self_harm", "child_risk")
+NONE_LABEL = "none"
+MODEL_VERSION = "safeguarding-v1"
+
+_HERE = Path(__file__).parent
+TRAIN_FILE = _HERE / "data" / "safeguarding_train.jsonl"
+TEST_FILE = _HERE / "data" / "safeguarding_test.jsonl"
+MODEL_FILE = _HERE / "models" / f"{MODEL_VERSION}.joblib"
+
+# --------------------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------------------
+
+# Phone-typed forms that the patterns below would otherwise need in every alternative.
+_NORMALISE = [
+    (re.compile(r"[’‘`´]"), "'"),
+    (re.compile(r"\bim\b"), "i'm"),
+    (re.compile(r"\bi m\b"), "i'm"),
+    (re.compile(r"\bive\b"), "i've"),
+    (re.compile(r"\bid\b"), "i'd"),
+    (re.compile(r"\bill\b(?= (?:be|do|end|kill|never|just|go))"), "i'll"),
+    (re.compile(r"\bhes\b"), "he's"),
+    (re.compile(r"\bshes\b"), "she's"),
+    (re.compile(r"\btheyre\b"), "they're"),
+    (re.compile(r"\bdont\b"), "don't"),
+    (re.compile(r"\bcant\b"), "can't"),
+    (re.compile(r"\bwont\b"), "won't"),
+    (re.compile(r"\bdidnt\b"), "didn't"),
+    (re.compile(r"\bdoesnt\b"), "doesn't"),
+    (re.compile(r"\bisnt\b"), "isn't"),
+    (re.compile(r"\bwanna\b"), "want to"),
+    (re.compile(r"\bgonna\b|\bgunna\b|\bgoin to\b"), "going to"),
+    (re.compile(r"\bgotta\b"), "got to"),
+    (re.compile(r"\bu\b"), "you"),
+    (re.compile(r"\b(killin|cuttin|thinkin|harmin|hurtin|endin|comin|watchin|followin|goin)\b"), r"\1g"),
+    (re.compile(r"\bany more\b"), "anymore"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def normalise(text: str) -> str:
+    """Lower-case ``text`` and expand the phone spellings the rules rely on."""
+    t = text.lower()
+    for rx, repl in _NORMALISE:
+        t = rx.sub(repl, t)
+    return t.strip()
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules
+# --------------------------------------------------------------------------------------------------
+
+_KILL = r"(?:k+i+l+(?:l|ing|ed|s)*)"
+_SUICID = r"(?:su+i?[cs]+i?d(?:e|al|le|ial)?|sucidal|suicidle)"
+_OFFENDER = r"(?:he|she|they|him|her|them|my ex|the offender|my (?:ex-?)?partner|my (?:ex-?)?husband|my (?:ex-?)?boyfriend)"
+_HE_IS = r"(?:he's|he is|she's|she is|they're|they are|my ex is|my ex's|he has|he's been|she's been)"
+_CHILD = (
+    r"(?:kids|kid|children|child|son|sons|daughter|daughters|baby|babies|boy|boys|girl|girls|little one"
+    r"|little ones|toddler|stepson|stepdaughter|niece|nephew|grandson|granddaughter|little brother"
+    r"|little sister|(?:\d{1,2}|thirteen|fourteen|fifteen|twelve|eleven|ten) ?(?:year|yr) ?old)"
+)
+_HARM_VERB = (
+    r"(?:hits?|hitting|beats?|beating|beat|hurts?|hurting|hurt|smacks?|smacking|slaps?|slapping|kicks?|kicked"
+    r"|kicking|punch(?:es|ed|ing)?|shakes?|shaking|shook|touch(?:es|ed|ing)?|abus(?:es|ed|ing)|grabs?|grabbed"
+    r"|drags?|dragged|throws? things at|pushe[sd]|pushing|strangl(?:es|ed|ing)|chok(?:es|ed|ing)|bit|bites"
+    r"|burn(?:s|t|ed)|locks?|locked|starv(?:es|ed|ing)|groom(?:s|ed|ing)|expos(?:es|ed|ing)|rap(?:es|ed|ing))"
+)
+
+_RULES: dict[str, list[str]] = {
+    "danger": [
+        # The offender is here or on the way now.
+        rf"\b{_HE_IS} (?:\w+ ){{0,2}}(?:outside|at (?:the|my) (?:door|window|house|work|school)|in the (?:house|garden)"
+        r"|on (?:his|her|their) way|coming (?:round|over|back|for me|to get me)|parked outside|waiting outside"
+        r"|banging on|trying to get in|here)",
+        r"\b(?:outside|at the door|at my door|banging on the door)\b.{0,30}\b(?:right now|now|again|as i)\b",
+        r"\b(?:someone|somebody|a man|men|they) (?:is|are|'s) outside\b",
+        r"\bcoming for me\b",
+        # Threats to kill or seriously hurt.
+        rf"\b(?:going to|gonna|will|'ll|would|wants? to|threaten(?:ed|ing|s)?(?: me)? to|threatning(?: me)? to"
+        rf"|said (?:he|she|they)(?:'d| would| will)|swore to|promised to) (?:\w+ )?(?:{_KILL}|stab|shoot|hurt|burn"
+        r"|finish|strangle|get) (?:me|us|my|the house|both|everyone)\b(?!self)",
+        rf"\bthreat(?:en|s|ened|ening|ning)?\w* (?:to )?{_KILL}",
+        r"\b(?:i'm |i am |i'll be |you're )?(?:a )?dead (?:woman|man|girl) walking\b",
+        r"\bi'm dead if\b|\bend up in a box\b|\bwon't live to\b|\bfinish (?:me|the job)\b",
+        r"\bfear (?:for )?my life\b|\bscared for my life\b|\bfrightened for my life\b|\bterrified for my life\b",
+        rf"\b(?:he|she|they)(?:'ll| will|'s going to| is going to) {_KILL} me\b",
+        rf"\b(?:afraid|scared|frightened|terrified|think|worried|know)\b.{{0,20}}\b(?:he|she|they)(?:'ll| will|'s going to"
+        rf"| is going to| would|'d) (?:\w+ )?(?:{_KILL}|hurt|get)",
+        # Not safe where I am.
+        r"(?:\bnot|n't|\bnever) (?:feel |be |being )?safe (?:at home|in (?:my|the) (?:own )?(?:home|house|flat)|here|tonight"
+        r"|going home|to go home|now)",
+        r"\bnot safe\b.{0,20}\b(?:tonight|home|here|still has (?:a )?keys?)\b",
+        r"\b(?:i'm|i am|we're|we are) (?:hiding|locked in|in danger|scared to go home|frightened to go home"
+        r"|terrified to go home|sleeping in (?:my|the) car)",
+        r"\bin danger\b",
+        r"\b(?:frightened|scared|terrified|afraid) to (?:go home|leave the house|be at home)\b",
+        # Weapons, strangulation (a recognised predictor of homicide), breaches, stalking, release.
+        r"\b(?:got|has|have|had|with|carr(?:y|ies)) (?:a |his |her )?(?:knife|gun|weapon|hammer|machete|blade)\b",
+        r"\b(?:strangl|chok)(?:ed|es|ing|e)\b|\bhands (?:round|around) my (?:neck|throat)\b",
+        r"\bbreach(?:ed|es|ing)? (?:the|his|her|my|of)? ?(?:order|bail|injunction|conditions|non.?molestation)",
+        r"\bbr(?:oke|eaking|eaks) (?:the|his|her|my) (?:order|bail|injunction|non.?molestation)",
+        r"\b(?:stalk(?:s|ed|ing)?|follow(?:s|ed|ing)? me|keeps? following|watching me|tracks? my)\b",
+        r"\b(?:released|let out|out on bail|back on (?:my|the) (?:road|street)|back in the (?:area|street))\b",
+        r"\b(?:know|knows|found|find out|found out) (?:where (?:i|we) (?:live|am|are)|my (?:new )?address)\b",
+        r"\b(?:he|she|they)(?:'ll| will) (?:be back|find (?:me|us))\b|\bfind me wherever\b",
+        r"\btrying to (?:get in|get into|break in)\b|\bthrough the (?:door|letterbox)\b",
+        r"\bthreat(?:en|ens|ened|ening|ning|nin)\w* (?:me|us|to have|to get someone|to send)\b|\bsort me out\b",
+        r"\b(?:gets|getting|got) (?:more )?violent\b|\bit's getting worse\b|\bgetting to me\b",
+        r"\b(?:go|going|went) back to (?:him|her|them) (?:tonight|today|now)\b|\bnowhere (?:else )?to go\b",
+        r"\b(?:keeps|kept) (?:turning up|coming round|driving past|trying to get in)\b",
+        rf"\b(?:still )?(?:live|living) with (?:him|her|them|my abuser)\b.{{0,60}}\b(?:violent|hits|beats|hurts|scared)",
+        r"\b(?:beats|hits|hurts) me\b",
+        r"\bplease (?:help|call|ring|can someone)\b",
+        r"\bworse is coming\b|\bnext time (?:he|she|they|it)\b",
+        r"\bhas (?:a|my) key\b.{0,40}\b(?:comes in|lets himself in|gets in)\b|\bcomes in (?:at night|when)\b",
+    ],
+    "self_harm": [
+        r"\b(?:want|wants|wanted|going|try|tried|trying|think about|thinking about|thought about|plan|planning)"
+        r"(?: to)? (?:end(?:ing)? (?:it|it all|things|my life)|die(?! (?:of|for|laughing))|dying(?! (?:to|for|of))"
+        r"|kill(?:ing)? myself|not be here"
+        r"|disappear forever|take my (?:own )?life|hang myself|jump)",
+        rf"\b{_KILL}(?:ing)? my ?self\b|\btake my own life\b|\btaking my own life\b|\bend(?:ing)? my (?:own )?life\b",
+        rf"\b{_SUICID}\b",
+        r"\b(?:don't|do not|dont) want to (?:be here|live|be alive|wake up|go on|exist)\b",
+        r"\b(?:don't|do not) want to be (?:here|alive)\b",
+        r"\bend (?:it|it all|things)\b",
+        r"\bending (?:it|it all|things)\b",
+        r"\b(?:cut|cutting|cuttin|burn|burning|burnt|harm|harming|hurt|hurting|hit|hitting|scratch|scratching|starve"
+        r"|starving)(?:ing)? (?:my ?self|me arms|my arms|my legs|my wrists?)\b",
+        r"\bself[- ]?harm\w*",
+        r"\b(?:overdose|overdosed|od'd|od'ed)\b|\btak(?:e|ing|en) (?:all )?(?:my|the|all the) (?:tablets|pills)\b",
+        r"\b(?:stockpil|sav|sav(?:ed|ing)) ?\w* (?:up )?(?:pills|tablets)\b|\b(?:pills|tablets) saved\b",
+        r"\bbetter off (?:dead|without me|if i (?:was|were) dead|if i wasn't here)\b",
+        r"\b(?:no|any) (?:point|reason) (?:in )?(?:living|going on|carrying on|being alive|to live)\b",
+        r"\bnot worth living\b|\bisn't worth living\b|\blife (?:isn't|is not|ain't) worth\b",
+        r"\bwish (?:i was|i were|i'd|i had|i hadn't|i could) (?:dead|die|never (?:woken|been born)|not woken|woken up)",
+        r"\b(?:never|not) (?:to )?wake up\b|\bdon't want to wake up\b",
+        r"\bwritten (?:a|my|the) (?:note|letters?)\b|\bsuicide note\b",
+        r"\b(?:on|off) the (?:bridge|edge)\b|\bin front of a (?:train|bus|car|lorry)\b|\bjump(?:ing)? (?:off|from)\b",
+        r"\bhang(?:ing)? myself\b|\bhanging myself\b",
+        r"\bmore (?:tablets|pills) than i should\b",
+        r"\bcan't (?:go on|do this anymore|cope anymore|take (?:it|this|any) ?(?:anymore|more))\b",
+        r"\bgiving up on life\b|\bgive up on life\b|\bdone with life\b|\bwant out of life\b",
+        r"\bdo something stupid\b|\bhow (?:i would|i'd|to) do it\b",
+        r"\bdon't care if i live or die\b|\bnot being here\b|\bwant to die\b|\bwanna die\b",
+    ],
+    "child_risk": [
+        rf"\b(?:he|she|they|him|her dad|his dad|their dad|her mum|his mum|their mum|my ex|stepdad|step-dad|stepmum"
+        rf"|my partner|the man|a man|an older|someone|her uncle|his uncle|uncle|\w+'s girlfriend|\w+'s boyfriend)"
+        rf"(?:'s)?(?: \w+){{0,3}} {_HARM_VERB} (?:\w+ ){{0,2}}(?:the|my|our|her|his|their|me and my)? ?(?:\w+ )?{_CHILD}\b",
+        rf"\b{_CHILD} (?:is|are|was|were)? ?(?:still )?(?:seeing|with|alone with|staying with|going to|at) (?:him|her dad"
+        r"|his dad|their dad|his|him every|them)\b",
+        rf"\b{_CHILD}\b.{{0,40}}\b(?:bruises?|marks?|injur(?:y|ies)|scared of him|terrified|burns?)\b",
+        rf"\b(?:in front of|infront of) (?:the|my|our) {_CHILD}\b",
+        rf"\b(?:the|my|our) {_CHILD} (?:see|sees|saw|watch|watches|hear|hears) (?:him|her|everything|it|what)\b",
+        rf"\b(?:messag|text|send|sending|sends|sent|snapchat|contact)(?:s|es|ed|ing)? (?:to )?(?:my|our|her|his) "
+        rf"(?:\d{{1,2}} ?(?:year|yr) ?old|{_CHILD})",
+        rf"\b(?:grooming|groomed|exploit(?:ed|ing|ation)|county lines|carry drugs|going missing)\b",
+        rf"\b(?:take|taken|took|keep|kept|abduct\w*) (?:the|my|our) (?:kids|children|son|daughter|baby)\b",
+        rf"\b(?:leaves|left|leaving) (?:the|my|our) (?:kids|children|baby|son|daughter) (?:alone|on (?:their|her|his) own)",
+        rf"\b(?:touch(?:es|ed|ing)?|doing things to|abus(?:es|ed|ing)) (?:her|him|them|me and my)\b.{{0,30}}"
+        rf"\b(?:secret|don't tell|won't listen)\b",
+        rf"\b(?:sexual|naked|nude|pictures|photos|videos that aren't)\b.{{0,40}}\b{_CHILD}\b"
+        rf"|\b{_CHILD}\b.{{0,40}}\b(?:sexual|naked|nude|pictures|photos|videos that aren't)\b",
+        rf"\b(?:my|our|her|his) (?:\d{{1,2}}|twelve|thirteen|fourteen|fifteen) ?(?:year|yr) ?old\b.{{0,60}}"
+        r"\b(?:man|men|lad|drugs|vodka|alcohol|relationship|pictures|money|missing)\b",
+        rf"\b{_CHILD}\b.{{0,40}}\b(?:cutting|self[- ]?harm\w*|overdose)",
+        rf"\b(?:unsupervised|unsafe) (?:contact|access)\b|\baccess to (?:kids|children)\b|\bliving with a child\b",
+        r"\bsocial services\b.{0,60}\b(?:still|hurting|hurts|nothing)\b",
+        r"\bholding the baby\b",
+        rf"\bgiv\w* (?:my|our|the|her|his) {_CHILD} (?:drugs|alcohol|vodka|cigarettes|weed|money|lifts)\b",
+        rf"\b(?:my|our|her|his) {_CHILD} (?:said|says|told me|told us)\b.{{0,50}}\b{_HARM_VERB}\b",
+        rf"\b{_CHILD}\b.{{0,40}}\bthreat\w* (?:them|him|her)\b",
+        rf"\b{_CHILD}\b.{{0,40}}\b(?:with him|with her|in the house with)\b.{{0,40}}"
+        r"\b(?:violent|drinks|drunk|drugs|hits|hurts|aggressive)\b",
+        r"\bno food\b.{0,40}\b(?:kids|children)\b|\bnever any food\b",
+        r"\b(?:drunk|drinking|drugs|using)\b.{0,40}\b(?:in front of them|with (?:my|the) (?:son|daughter|kids))\b"
+        rf"|\b{_CHILD}\b.{{0,60}}\b(?:drinks|drunk|using drugs)\b",
+    ],
+}
+
+_COMPILED: dict[str, list[re.Pattern[str]]] = {c: [re.compile(p) for p in ps] for c, ps in _RULES.items()}
+
+# A match preceded by one of these in the same clause is a plain negation ("I'm not suicidal").
+_NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|\bno longer|\bnobody|\bno one) (?:\w+ ){0,2}$")
+# A sentence with a resolved-past marker and no current marker is history ("years ago ... better now").
+_RESOLVED = re.compile(
+    r"\b(?:years ago|a long time ago|long time ago|when i was (?:younger|a teen\w*|a kid|at school|little)|as a teen\w*"
+    r"|used to|in the past|back then|back in \d{4}|haven't (?:for|since|had)|no longer|have gone|they've gone"
+    r"|it's gone|behind me|better place|good place|doing (?:well|better|fine) now|fine now|safe now|helped me stop"
+    r"|it's over|moved away|in prison|is dead|he's dead|stopped contact|since 20\d\d)\b"
+)
+_CURRENT = re.compile(
+    r"\b(?:again|still|tonight|today|right now|at the moment|these days|lately|recently|started|starting"
+    r"|back to|keep|keeps|can't stop|every (?:day|night)|this week|last night|now he|now she)\b"
+)
+_CLAUSE_SPLIT = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """One rule hit: its category, the matched phrase and whether negation/history suppressed it."""
+
+    category: str
+    phrase: str
+    suppressed: bool
+
+
+def rule_matches(text: str) -> list[RuleMatch]:
+    """All rule hits in ``text``, each with its category and whether it was suppressed.
+
+    Suppression is deliberately narrow: an explicit negation right before the phrase, or a sentence
+    that speaks of a resolved past and holds no marker that the matter is current again.
+    """
+    hits: list[RuleMatch] = []
+    for sentence in _CLAUSE_SPLIT.split(normalise(text)):
+        if not sentence:
+            continue
+        resolved = _RESOLVED.search(sentence) is not None and _CURRENT.search(sentence) is None
+        for category, patterns in _COMPILED.items():
+            for rx in patterns:
+                for m in rx.finditer(sentence):
+                    negated = _NEGATION_BEFORE.search(sentence, max(0, m.start() - 25), m.start()) is not None
+                    # "don't want to be here" carries its own negation inside the match.
+                    hits.append(RuleMatch(category, m.group(), suppressed=negated or resolved))
+    return hits
+
+
+def _rule_categories(text: str) -> set[str]:
+    """Categories of the unsuppressed rule hits in ``text``."""
+    return {h.category for h in rule_matches(text) if not h.suppressed}
+
+
+# --------------------------------------------------------------------------------------------------
+# Estimator
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_texts(X: Any) -> list[str]:
+    """Validate a 1-D sequence of strings."""
+    if isinstance(X, str):
+        raise ValueError("SafeguardingDetector expects a sequence of strings, not a single string.")
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) != 1:
+        raise ValueError(f"SafeguardingDetector expects 1-D input of strings, got shape {shape}.")
+    texts = list(X)
+    for t in texts:
+        if not isinstance(t, str):
+            raise ValueError(f"SafeguardingDetector expects strings, got {type(t).__name__}.")
+    return texts
+
+
+def _label_matrix(y: Any, n: int) -> np.ndarray:
+    """Turn ``y`` (one label or a list of labels per text) into an (n, 3) 0/1 matrix."""
+    rows = list(y)
+    if len(rows) != n:
+        raise ValueError(f"X has {n} texts but y has {len(rows)} labels.")
+    Y = np.zeros((n, len(CATEGORIES)), dtype=int)
+    for i, labels in enumerate(rows):
+        items = [labels] if isinstance(labels, str) else list(labels)
+        for lab in items:
+            if lab == NONE_LABEL:
+                continue
+            if lab not in CATEGORIES:
+                raise ValueError(f"unknown safeguarding label {lab!r}; expected one of {(*CATEGORIES, NONE_LABEL)}")
+            Y[i, CATEGORIES.index(lab)] = 1
+    return Y
+
+
+class SafeguardingDetector(BaseEstimator):
+    """Flag answers that need a safeguarding alert: rules OR a TF-IDF + logistic regression classifier.
+
+    Parameters
+    ----------
+    threshold : float
+        Probability at or above which a category's classifier raises an alert. Low on purpose (recall).
+    use_rules : bool
+        Whether the phrase rules take part (switch off only to measure the classifier alone).
+    C : float
+        Inverse regularisation strength of each category's logistic regression.
+    """
+
+    def __init__(self, threshold: float = 0.3, use_rules: bool = True, C: float = 10.0) -> None:
+        self.threshold = threshold
+        self.use_rules = use_rules
+        self.C = C
+
+    def fit(self, X: Any, y: Any) -> SafeguardingDetector:
+        """Fit one classifier per category. ``y``: per text a label or a list of labels
+        from ``danger``, ``self_harm``, ``child_risk``, ``none``. Returns ``self``."""
+        texts = _as_texts(X)
+        Y = _label_matrix(y, len(texts))
+        self.vectorizer_ = FeatureUnion(
+            [
+                ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, preprocessor=normalise)),
+                (
+                    "char",
+                    TfidfVectorizer(
+                        analyzer="char_wb", ngram_range=(2, 5), min_df=1, sublinear_tf=True, preprocessor=normalise
+                    ),
+                ),
+            ]
+        )
+        features = self.vectorizer_.fit_transform(texts)
+        self.classifiers_: dict[str, LogisticRegression | None] = {}
+        for j, category in enumerate(CATEGORIES):
+            column = Y[:, j]
+            if column.min() == column.max():
+                # A category absent (or universal) in y cannot be learned; the rules still cover it.
+                self.classifiers_[category] = None
+                continue
+            clf = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", max_iter=1000)
+            self.classifiers_[category] = clf.fit(features, column)
+        self.categories_ = CATEGORIES
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Classifier probability per text and category, shape (n, 3), columns in :data:`CATEGORIES`."""
+        check_is_fitted(self, "classifiers_")
+        texts = _as_texts(X)
+        out = np.zeros((len(texts), len(CATEGORIES)))
+        if not texts:
+            return out
+        features = self.vectorizer_.transform(texts)
+        for j, category in enumerate(CATEGORIES):
+            clf = self.classifiers_[category]
+            if clf is not None:
+                out[:, j] = clf.predict_proba(features)[:, 1]
+        return out
+
+    def predict_category(self, X: Any) -> list[list[str]]:
+        """The categories that alert for each text (empty list: no alert), in :data:`CATEGORIES` order."""
+        texts = _as_texts(X)
+        proba = self.predict_proba(texts)
+        result: list[list[str]] = []
+        for i, text in enumerate(texts):
+            cats = {c for j, c in enumerate(CATEGORIES) if proba[i, j] >= self.threshold}
+            if self.use_rules:
+                cats |= _rule_categories(text)
+            result.append([c for c in CATEGORIES if c in cats])
+        return result
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Boolean alert per text."""
+        return np.array([bool(c) for c in self.predict_category(X)], dtype=bool)
+
+    def __sklearn_tags__(self) -> Any:
+        """Declare 1-D string input with a required target."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.target_tags.required = True
+        return tags
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> SafeguardingDetector:
+        """Load the shipped model (``analysis/models/safeguarding-v1.joblib``) or another file."""
+        return _load_bundle(path or MODEL_FILE)["model"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Training, model file, evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def load_labelled(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Read ``{"text": ..., "labels": [...]}`` JSONL into texts and label lists."""
+    texts: list[str] = []
+    labels: list[list[str]] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                texts.append(row["text"])
+                labels.append(list(row["labels"]))
+    return texts, labels
+
+
+def training_data_sha256(path: Path | None = None) -> str:
+    """SHA-256 of the training file's bytes, as stored in the model's metadata."""
+    return hashlib.sha256((path or TRAIN_FILE).read_bytes()).hexdigest()
+
+
+def _load_bundle(path: Path) -> dict[str, Any]:
+    """Read a model file written by :func:`train`: ``{"model": ..., "metadata": {...}}``."""
+    import joblib  # scikit-learn's own dependency; imported here so the rules work without it
+
+    bundle = joblib.load(path)
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("model"), SafeguardingDetector):
+        raise ValueError(f"{path} is not a safeguarding model file")
+    return bundle
+
+
+def load_metadata(path: Path | None = None) -> dict[str, Any]:
+    """The metadata stored with a model file (version, training data hash, library versions...)."""
+    return dict(_load_bundle(path or MODEL_FILE)["metadata"])
+
+
+def train(
+    train_path: Path | None = None, model_path: Path | None = None, **params: Any
+) -> SafeguardingDetector:
+    """Fit the detector on the training file and write the model file with its metadata.
+
+    Deterministic: the same data and parameters give the same model (liblinear, no sampling). The
+    metadata has no timestamp so that rebuilding gives the same content.
+    """
+    import joblib
+
+    train_path = train_path or TRAIN_FILE
+    model_path = model_path or MODEL_FILE
+    texts, labels = load_labelled(train_path)
+    model = SafeguardingDetector(**params).fit(texts, labels)
+    metadata = {
+        "model_version": MODEL_VERSION,
+        "categories": list(CATEGORIES),
+        "training_data_file": train_path.name,
+        "training_data_sha256": training_data_sha256(train_path),
+        "n_training_texts": len(texts),
+        "params": model.get_params(),
+        "sklearn_version": sklearn.__version__,
+        "codebook_version": 1,
+    }
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"model": model, "metadata": metadata}, model_path, compress=3)
+    return model
+
+
+def evaluation_report(model: SafeguardingDetector | None = None, path: Path | None = None) -> dict[str, Any]:
+    """Evaluate on the held-out ``analysis/data/safeguarding_test.jsonl`` (never used in training).
+
+    Returns alert ``recall`` and ``precision`` (any category vs none), ``per_category_recall`` (the
+    text counts as caught for a category when that category alerts), the same for the rules alone and
+    the classifier alone, and the texts missed and falsely flagged.
+    """
+    model = model or SafeguardingDetector.load()
+    texts, labels = load_labelled(path or TEST_FILE)
+    gold = np.array([any(lab != NONE_LABEL for lab in labs) for labs in labels])
+    cats = model.predict_category(texts)
+    pred = np.array([bool(c) for c in cats])
+    rules_only = np.array([bool(_rule_categories(t)) for t in texts])
+    clf_only = (model.predict_proba(texts) >= model.threshold).any(axis=1)
+
+    def _pr(p: np.ndarray) -> dict[str, float]:
+        tp = int((p & gold).sum())
+        return {
+            "recall": tp / int(gold.sum()) if gold.any() else float("nan"),
+            "precision": tp / int(p.sum()) if p.any() else float("nan"),
+        }
+
+    per_category: dict[str, float] = {}
+    support: dict[str, int] = {}
+    for category in CATEGORIES:
+        idx = [i for i, labs in enumerate(labels) if category in labs]
+        support[category] = len(idx)
+        per_category[category] = sum(category in cats[i] for i in idx) / len(idx) if idx else float("nan")
+    return {
+        "n_texts": len(texts),
+        "n_positive": int(gold.sum()),
+        "n_negative": int((~gold).sum()),
+        **_pr(pred),
+        "per_category_recall": per_category,
+        "per_category_support": support,
+        "alert_recall_any_category": float(np.mean(pred[gold])) if gold.any() else float("nan"),
+        "rules_only": _pr(rules_only),
+        "classifier_only": _pr(clf_only),
+        "missed": [t for t, g, p in zip(texts, gold, pred, strict=True) if g and not p],
+        "false_alerts": [t for t, g, p in zip(texts, gold, pred, strict=True) if p and not g],
+    }
