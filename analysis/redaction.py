@@ -72,7 +72,7 @@ _URL = re.compile(
 # hyphens between groups. The digit count is validated in code, which is simpler and stricter than
 # encoding every area-code length in the pattern.
 _PHONE = re.compile(
-    r"(?<![\w+/])(?:(?:\+|00)\s?44\s?(?:\(0\)\s?)?|\(\s?0|0)\d(?:[\d\- ]|\)\s?){7,17}\d(?![\d/])"
+    r"(?<![\w+/])(?:(?:\+|00)\s?44\s?(?:\(0\)\s?)?\d|\(\s?0\d{2,4}\s?\)\s?\d|0\d)[\d\- ]{4,16}\d(?![\d/])"
 )
 
 _POSTCODE = re.compile(

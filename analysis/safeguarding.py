@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +103,6 @@ def normalise(text: str) -> str:
 
 _KILL = r"(?:k+i+l+(?:l|ing|ed|s)*)"
 _SUICID = r"(?:su+i?[cs]+i?d(?:e|al|le|ial)?|sucidal|suicidle)"
-_OFFENDER = r"(?:he|she|they|him|her|them|my ex|the offender|my (?:ex-?)?partner|my (?:ex-?)?husband|my (?:ex-?)?boyfriend)"
 _HE_IS = r"(?:he's|he is|she's|she is|they're|they are|my ex is|my ex's|he has|he's been|she's been)"
 _CHILD = (
     r"(?:kids|kid|children|child|son|sons|daughter|daughters|baby|babies|boy|boys|girl|girls|little one"
@@ -121,25 +119,32 @@ _HARM_VERB = (
 _RULES: dict[str, list[str]] = {
     "danger": [
         # The offender is here or on the way now.
-        rf"\b{_HE_IS} (?:\w+ ){{0,2}}(?:outside|at (?:the|my) (?:door|window|house|work|school)|in the (?:house|garden)"
-        r"|on (?:his|her|their) way|coming (?:round|over|back|for me|to get me)|parked outside|waiting outside"
+        rf"\b{_HE_IS} (?:\w+ ){{0,2}}(?:outside|at (?:the|my) (?:door|window|house|work|school)"
+        rf"|in the (?:house|garden)"
+        r"|on (?:his|her|their) way|coming (?:round|over|back|for me|to get me)|parked outside"
+        r"|waiting outside"
         r"|banging on|trying to get in|here)",
         r"\b(?:outside|at the door|at my door|banging on the door)\b.{0,30}\b(?:right now|now|again|as i)\b",
         r"\b(?:someone|somebody|a man|men|they) (?:is|are|'s) outside\b",
         r"\bcoming for me\b",
         # Threats to kill or seriously hurt.
-        rf"\b(?:going to|gonna|will|'ll|would|wants? to|threaten(?:ed|ing|s)?(?: me)? to|threatning(?: me)? to"
-        rf"|said (?:he|she|they)(?:'d| would| will)|swore to|promised to) (?:\w+ )?(?:{_KILL}|stab|shoot|hurt|burn"
+        rf"\b(?:going to|gonna|will|'ll|would|wants? to|threaten(?:ed|ing|s)?(?: me)? to"
+        rf"|threatning(?: me)? to"
+        rf"|said (?:he|she|they)(?:'d| would| will)|swore to|promised to) (?:\w+ )?(?:{_KILL}|stab|shoot"
+        rf"|hurt|burn"
         r"|finish|strangle|get) (?:me|us|my|the house|both|everyone)\b(?!self)",
         rf"\bthreat(?:en|s|ened|ening|ning)?\w* (?:to )?{_KILL}",
         r"\b(?:i'm |i am |i'll be |you're )?(?:a )?dead (?:woman|man|girl) walking\b",
         r"\bi'm dead if\b|\bend up in a box\b|\bwon't live to\b|\bfinish (?:me|the job)\b",
-        r"\bfear (?:for )?my life\b|\bscared for my life\b|\bfrightened for my life\b|\bterrified for my life\b",
+        r"\bfear (?:for )?my life\b|\bscared for my life\b|\bfrightened for my life\b"
+        r"|\bterrified for my life\b",
         rf"\b(?:he|she|they)(?:'ll| will|'s going to| is going to) {_KILL} me\b",
-        rf"\b(?:afraid|scared|frightened|terrified|think|worried|know)\b.{{0,20}}\b(?:he|she|they)(?:'ll| will|'s going to"
+        rf"\b(?:afraid|scared|frightened|terrified|think|worried|know)\b.{{0,20}}\b(?:he|she|they)(?:'ll"
+        rf"| will|'s going to"
         rf"| is going to| would|'d) (?:\w+ )?(?:{_KILL}|hurt|get)",
         # Not safe where I am.
-        r"(?:\bnot|n't|\bnever) (?:feel |be |being )?safe (?:at home|in (?:my|the) (?:own )?(?:home|house|flat)|here|tonight"
+        r"(?:\bnot|n't|\bnever) (?:feel |be |being )?safe (?:at home|in (?:my|the) (?:own )?(?:home|house"
+        r"|flat)|here|tonight"
         r"|going home|to go home|now)",
         r"\bnot safe\b.{0,20}\b(?:tonight|home|here|still has (?:a )?keys?)\b",
         r"\b(?:i'm|i am|we're|we are) (?:hiding|locked in|in danger|scared to go home|frightened to go home"
@@ -147,48 +152,60 @@ _RULES: dict[str, list[str]] = {
         r"\bin danger\b",
         r"\b(?:frightened|scared|terrified|afraid) to (?:go home|leave the house|be at home)\b",
         # Weapons, strangulation (a recognised predictor of homicide), breaches, stalking, release.
-        r"\b(?:got|has|have|had|with|carr(?:y|ies)) (?:a |his |her )?(?:knife|gun|weapon|hammer|machete|blade)\b",
+        r"\b(?:got|has|have|had|with|carr(?:y|ies)) (?:a |his |her )?(?:knife|gun|weapon|hammer|machete"
+        r"|blade)\b",
         r"\b(?:strangl|chok)(?:ed|es|ing|e)\b|\bhands (?:round|around) my (?:neck|throat)\b",
-        r"\bbreach(?:ed|es|ing)? (?:the|his|her|my|of)? ?(?:order|bail|injunction|conditions|non.?molestation)",
+        r"\bbreach(?:ed|es|ing)? (?:the|his|her|my|of)? ?(?:order|bail|injunction|conditions"
+        r"|non.?molestation)",
         r"\bbr(?:oke|eaking|eaks) (?:the|his|her|my) (?:order|bail|injunction|non.?molestation)",
         r"\b(?:stalk(?:s|ed|ing)?|follow(?:s|ed|ing)? me|keeps? following|watching me|tracks? my)\b",
-        r"\b(?:released|let out|out on bail|back on (?:my|the) (?:road|street)|back in the (?:area|street))\b",
+        r"\b(?:released|let out|out on bail|back on (?:my|the) (?:road|street)|back in the (?:area"
+        r"|street))\b",
         r"\b(?:know|knows|found|find out|found out) (?:where (?:i|we) (?:live|am|are)|my (?:new )?address)\b",
         r"\b(?:he|she|they)(?:'ll| will) (?:be back|find (?:me|us))\b|\bfind me wherever\b",
         r"\btrying to (?:get in|get into|break in)\b|\bthrough the (?:door|letterbox)\b",
-        r"\bthreat(?:en|ens|ened|ening|ning|nin)\w* (?:me|us|to have|to get someone|to send)\b|\bsort me out\b",
+        r"\bthreat(?:en|ens|ened|ening|ning|nin)\w* (?:me|us|to have|to get someone|to send)\b"
+        r"|\bsort me out\b",
         r"\b(?:gets|getting|got) (?:more )?violent\b|\bit's getting worse\b|\bgetting to me\b",
         r"\b(?:go|going|went) back to (?:him|her|them) (?:tonight|today|now)\b|\bnowhere (?:else )?to go\b",
         r"\b(?:keeps|kept) (?:turning up|coming round|driving past|trying to get in)\b",
-        rf"\b(?:still )?(?:live|living) with (?:him|her|them|my abuser)\b.{{0,60}}\b(?:violent|hits|beats|hurts|scared)",
+        r"\b(?:still )?(?:live|living) with (?:him|her|them|my abuser)\b.{0,60}\b(?:violent|hits|beats"
+        r"|hurts|scared)",
         r"\b(?:beats|hits|hurts) me\b",
         r"\bplease (?:help|call|ring|can someone)\b",
         r"\bworse is coming\b|\bnext time (?:he|she|they|it)\b",
         r"\bhas (?:a|my) key\b.{0,40}\b(?:comes in|lets himself in|gets in)\b|\bcomes in (?:at night|when)\b",
     ],
     "self_harm": [
-        r"\b(?:want|wants|wanted|going|try|tried|trying|think about|thinking about|thought about|plan|planning)"
-        r"(?: to)? (?:end(?:ing)? (?:it|it all|things|my life)|die(?! (?:of|for|laughing))|dying(?! (?:to|for|of))"
+        r"\b(?:want|wants|wanted|going|try|tried|trying|think about|thinking about|thought about|plan"
+        r"|planning)"
+        r"(?: to)? (?:end(?:ing)? (?:it|it all|things|my life)|die(?! (?:of|for|laughing))|dying(?! (?:to"
+        r"|for|of))"
         r"|kill(?:ing)? myself|not be here"
         r"|disappear forever|take my (?:own )?life|hang myself|jump)",
-        rf"\b{_KILL}(?:ing)? my ?self\b|\btake my own life\b|\btaking my own life\b|\bend(?:ing)? my (?:own )?life\b",
+        rf"\b{_KILL}(?:ing)? my ?self\b|\btake my own life\b|\btaking my own life\b"
+        rf"|\bend(?:ing)? my (?:own )?life\b",
         rf"\b{_SUICID}\b",
         r"\b(?:don't|do not|dont) want to (?:be here|live|be alive|wake up|go on|exist)\b",
         r"\b(?:don't|do not) want to be (?:here|alive)\b",
         r"\bend (?:it|it all|things)\b",
         r"\bending (?:it|it all|things)\b",
-        r"\b(?:cut|cutting|cuttin|burn|burning|burnt|harm|harming|hurt|hurting|hit|hitting|scratch|scratching|starve"
+        r"\b(?:cut|cutting|cuttin|burn|burning|burnt|harm|harming|hurt|hurting|hit|hitting|scratch"
+        r"|scratching|starve"
         r"|starving)(?:ing)? (?:my ?self|me arms|my arms|my legs|my wrists?)\b",
         r"\bself[- ]?harm\w*",
-        r"\b(?:overdose|overdosed|od'd|od'ed)\b|\btak(?:e|ing|en) (?:all )?(?:my|the|all the) (?:tablets|pills)\b",
+        r"\b(?:overdose|overdosed|od'd|od'ed)\b|\btak(?:e|ing|en) (?:all )?(?:my|the|all the) (?:tablets"
+        r"|pills)\b",
         r"\b(?:stockpil|sav|sav(?:ed|ing)) ?\w* (?:up )?(?:pills|tablets)\b|\b(?:pills|tablets) saved\b",
         r"\bbetter off (?:dead|without me|if i (?:was|were) dead|if i wasn't here)\b",
         r"\b(?:no|any) (?:point|reason) (?:in )?(?:living|going on|carrying on|being alive|to live)\b",
         r"\bnot worth living\b|\bisn't worth living\b|\blife (?:isn't|is not|ain't) worth\b",
-        r"\bwish (?:i was|i were|i'd|i had|i hadn't|i could) (?:dead|die|never (?:woken|been born)|not woken|woken up)",
+        r"\bwish (?:i was|i were|i'd|i had|i hadn't|i could) (?:dead|die|never (?:woken|been born)"
+        r"|not woken|woken up)",
         r"\b(?:never|not) (?:to )?wake up\b|\bdon't want to wake up\b",
         r"\bwritten (?:a|my|the) (?:note|letters?)\b|\bsuicide note\b",
-        r"\b(?:on|off) the (?:bridge|edge)\b|\bin front of a (?:train|bus|car|lorry)\b|\bjump(?:ing)? (?:off|from)\b",
+        r"\b(?:on|off) the (?:bridge|edge)\b|\bin front of a (?:train|bus|car|lorry)\b"
+        r"|\bjump(?:ing)? (?:off|from)\b",
         r"\bhang(?:ing)? myself\b|\bhanging myself\b",
         r"\bmore (?:tablets|pills) than i should\b",
         r"\bcan't (?:go on|do this anymore|cope anymore|take (?:it|this|any) ?(?:anymore|more))\b",
@@ -197,27 +214,35 @@ _RULES: dict[str, list[str]] = {
         r"\bdon't care if i live or die\b|\bnot being here\b|\bwant to die\b|\bwanna die\b",
     ],
     "child_risk": [
-        rf"\b(?:he|she|they|him|her dad|his dad|their dad|her mum|his mum|their mum|my ex|stepdad|step-dad|stepmum"
-        rf"|my partner|the man|a man|an older|someone|her uncle|his uncle|uncle|\w+'s girlfriend|\w+'s boyfriend)"
-        rf"(?:'s)?(?: \w+){{0,3}} {_HARM_VERB} (?:\w+ ){{0,2}}(?:the|my|our|her|his|their|me and my)? ?(?:\w+ )?{_CHILD}\b",
-        rf"\b{_CHILD} (?:is|are|was|were)? ?(?:still )?(?:seeing|with|alone with|staying with|going to|at) (?:him|her dad"
+        rf"\b(?:he|she|they|him|her dad|his dad|their dad|her mum|his mum|their mum|my ex|stepdad|step-dad"
+        rf"|stepmum"
+        rf"|my partner|the man|a man|an older|someone|her uncle|his uncle|uncle|\w+'s girlfriend"
+        rf"|\w+'s boyfriend)"
+        rf"(?:'s)?(?: \w+){{0,3}} {_HARM_VERB} (?:\w+ ){{0,2}}(?:the|my|our|her|his|their"
+        rf"|me and my)? ?(?:\w+ )?{_CHILD}\b",
+        rf"\b{_CHILD} (?:is|are|was|were)? ?(?:still )?(?:seeing|with|alone with|staying with|going to"
+        rf"|at) (?:him|her dad"
         r"|his dad|their dad|his|him every|them)\b",
         rf"\b{_CHILD}\b.{{0,40}}\b(?:bruises?|marks?|injur(?:y|ies)|scared of him|terrified|burns?)\b",
         rf"\b(?:in front of|infront of) (?:the|my|our) {_CHILD}\b",
-        rf"\b(?:the|my|our) {_CHILD} (?:see|sees|saw|watch|watches|hear|hears) (?:him|her|everything|it|what)\b",
-        rf"\b(?:messag|text|send|sending|sends|sent|snapchat|contact)(?:s|es|ed|ing)? (?:to )?(?:my|our|her|his) "
+        rf"\b(?:the|my|our) {_CHILD} (?:see|sees|saw|watch|watches|hear|hears) (?:him|her|everything|it"
+        rf"|what)\b",
+        rf"\b(?:messag|text|send|sending|sends|sent|snapchat|contact)(?:s|es|ed|ing)? (?:to )?(?:my|our"
+        rf"|her|his) "
         rf"(?:\d{{1,2}} ?(?:year|yr) ?old|{_CHILD})",
-        rf"\b(?:grooming|groomed|exploit(?:ed|ing|ation)|county lines|carry drugs|going missing)\b",
-        rf"\b(?:take|taken|took|keep|kept|abduct\w*) (?:the|my|our) (?:kids|children|son|daughter|baby)\b",
-        rf"\b(?:leaves|left|leaving) (?:the|my|our) (?:kids|children|baby|son|daughter) (?:alone|on (?:their|her|his) own)",
-        rf"\b(?:touch(?:es|ed|ing)?|doing things to|abus(?:es|ed|ing)) (?:her|him|them|me and my)\b.{{0,30}}"
-        rf"\b(?:secret|don't tell|won't listen)\b",
+        r"\b(?:grooming|groomed|exploit(?:ed|ing|ation)|county lines|carry drugs|going missing)\b",
+        r"\b(?:take|taken|took|keep|kept|abduct\w*) (?:the|my|our) (?:kids|children|son|daughter|baby)\b",
+        r"\b(?:leaves|left|leaving) (?:the|my|our) (?:kids|children|baby|son|daughter) (?:alone"
+        r"|on (?:their|her|his) own)",
+        r"\b(?:touch(?:es|ed|ing)?|doing things to|abus(?:es|ed|ing)) (?:her|him|them|me and my)\b.{0,30}"
+        r"\b(?:secret|don't tell|won't listen)\b",
         rf"\b(?:sexual|naked|nude|pictures|photos|videos that aren't)\b.{{0,40}}\b{_CHILD}\b"
         rf"|\b{_CHILD}\b.{{0,40}}\b(?:sexual|naked|nude|pictures|photos|videos that aren't)\b",
-        rf"\b(?:my|our|her|his) (?:\d{{1,2}}|twelve|thirteen|fourteen|fifteen) ?(?:year|yr) ?old\b.{{0,60}}"
+        r"\b(?:my|our|her|his) (?:\d{1,2}|twelve|thirteen|fourteen|fifteen) ?(?:year|yr) ?old\b.{0,60}"
         r"\b(?:man|men|lad|drugs|vodka|alcohol|relationship|pictures|money|missing)\b",
         rf"\b{_CHILD}\b.{{0,40}}\b(?:cutting|self[- ]?harm\w*|overdose)",
-        rf"\b(?:unsupervised|unsafe) (?:contact|access)\b|\baccess to (?:kids|children)\b|\bliving with a child\b",
+        r"\b(?:unsupervised|unsafe) (?:contact|access)\b|\baccess to (?:kids|children)\b"
+        r"|\bliving with a child\b",
         r"\bsocial services\b.{0,60}\b(?:still|hurting|hurts|nothing)\b",
         r"\bholding the baby\b",
         rf"\bgiv\w* (?:my|our|the|her|his) {_CHILD} (?:drugs|alcohol|vodka|cigarettes|weed|money|lifts)\b",
@@ -226,7 +251,8 @@ _RULES: dict[str, list[str]] = {
         rf"\b{_CHILD}\b.{{0,40}}\b(?:with him|with her|in the house with)\b.{{0,40}}"
         r"\b(?:violent|drinks|drunk|drugs|hits|hurts|aggressive)\b",
         r"\bno food\b.{0,40}\b(?:kids|children)\b|\bnever any food\b",
-        r"\b(?:drunk|drinking|drugs|using)\b.{0,40}\b(?:in front of them|with (?:my|the) (?:son|daughter|kids))\b"
+        r"\b(?:drunk|drinking|drugs|using)\b.{0,40}\b(?:in front of them|with (?:my|the) (?:son|daughter"
+        r"|kids))\b"
         rf"|\b{_CHILD}\b.{{0,60}}\b(?:drinks|drunk|using drugs)\b",
     ],
 }
@@ -237,9 +263,11 @@ _COMPILED: dict[str, list[re.Pattern[str]]] = {c: [re.compile(p) for p in ps] fo
 _NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|\bno longer|\bnobody|\bno one) (?:\w+ ){0,2}$")
 # A sentence with a resolved-past marker and no current marker is history ("years ago ... better now").
 _RESOLVED = re.compile(
-    r"\b(?:years ago|a long time ago|long time ago|when i was (?:younger|a teen\w*|a kid|at school|little)|as a teen\w*"
+    r"\b(?:years ago|a long time ago|long time ago|when i was (?:younger|a teen\w*|a kid|at school|little)"
+    r"|as a teen\w*"
     r"|used to|in the past|back then|back in \d{4}|haven't (?:for|since|had)|no longer|have gone|they've gone"
-    r"|it's gone|behind me|better place|good place|doing (?:well|better|fine) now|fine now|safe now|helped me stop"
+    r"|it's gone|behind me|better place|good place|doing (?:well|better|fine) now|fine now|safe now"
+    r"|helped me stop"
     r"|it's over|moved away|in prison|is dead|he's dead|stopped contact|since 20\d\d)\b"
 )
 _CURRENT = re.compile(
@@ -314,7 +342,8 @@ def _label_matrix(y: Any, n: int) -> np.ndarray:
             if lab == NONE_LABEL:
                 continue
             if lab not in CATEGORIES:
-                raise ValueError(f"unknown safeguarding label {lab!r}; expected one of {(*CATEGORIES, NONE_LABEL)}")
+                expected = (*CATEGORIES, NONE_LABEL)
+                raise ValueError(f"unknown safeguarding label {lab!r}; expected one of {expected}")
             Y[i, CATEGORIES.index(lab)] = 1
     return Y
 
@@ -342,17 +371,12 @@ class SafeguardingDetector(BaseEstimator):
         from ``danger``, ``self_harm``, ``child_risk``, ``none``. Returns ``self``."""
         texts = _as_texts(X)
         Y = _label_matrix(y, len(texts))
-        self.vectorizer_ = FeatureUnion(
-            [
-                ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, preprocessor=normalise)),
-                (
-                    "char",
-                    TfidfVectorizer(
-                        analyzer="char_wb", ngram_range=(2, 5), min_df=1, sublinear_tf=True, preprocessor=normalise
-                    ),
-                ),
-            ]
+        # Words carry the phrases; character n-grams carry misspellings ("sucidal", "threatning").
+        word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, preprocessor=normalise)
+        char = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, preprocessor=normalise
         )
+        self.vectorizer_ = FeatureUnion([("word", word), ("char", char)])
         features = self.vectorizer_.fit_transform(texts)
         self.classifiers_: dict[str, LogisticRegression | None] = {}
         for j, category in enumerate(CATEGORIES):

@@ -67,7 +67,14 @@ BOOL_COLS = {"domestic_abuse", "hate_crime", "repeat_victim", "safe_to_contact",
 
 
 def peak_mib() -> float:
-    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    """Peak resident memory of this process image in MiB.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child started by the (large)
+    generating process would report the parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -96,6 +96,8 @@ def metrics_to_csv(
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(columns)
-    for row in metrics_to_rows(result, suppress=suppress, threshold=threshold, min_denominator=min_denominator):
+    for row in metrics_to_rows(
+        result, suppress=suppress, threshold=threshold, min_denominator=min_denominator
+    ):
         writer.writerow([_cell(row[c]) for c in columns])
     return buf.getvalue()

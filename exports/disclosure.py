@@ -278,7 +278,7 @@ def _publish_group(
             den = value.get("denominator")
             # A shown percentage with a shown denominator gives the numerator back (and vice versa),
             # so the percentage hides with either; small denominators hide it by rule.
-            small = _is_count(den) and den < min_denominator
+            small = isinstance(den, int) and not isinstance(den, bool) and den < min_denominator
             if value.get("pct") is not None and (small or num_hidden or den_hidden):
                 rate["pct"] = SUPPRESSED
             if value.get("ci95") is not None and (small or num_hidden or den_hidden):
@@ -362,7 +362,7 @@ def suppress_metrics(
     return out
 
 
-def published_numbers(result: Mapping[str, Any]) -> Iterable[tuple[int, str, str, float | int]]:
+def published_numbers(result: Mapping[str, Any]) -> Iterable[tuple[int, str, str, Any]]:
     """Yield (group index, metric, part, value) for every number a published result would show.
 
     For tests and audits: a check that no published count is 1..threshold walks this.
@@ -373,6 +373,6 @@ def published_numbers(result: Mapping[str, Any]) -> Iterable[tuple[int, str, str
                 yield i, name, "value", value
             elif isinstance(value, Mapping):
                 for part in ("numerator", "denominator", "pct"):
-                    v = value.get(part)
+                    v: Any = value.get(part)
                     if _is_count(v) or isinstance(v, float):
                         yield i, name, part, v

@@ -138,7 +138,9 @@ def _gather(
     get_metrics: GetMetrics, period: str, keys: Sequence[str], threshold: int, min_denominator: int
 ) -> _Figures:
     whole_result = get_metrics(period, [])
-    whole = next((g for g in whole_result.get("groups", []) if not g.get("by")), {"by": {}, "metrics": {}})
+    whole: Mapping[str, Any] = next(
+        (g for g in whole_result.get("groups", []) if not g.get("by")), {"by": {}, "metrics": {}}
+    )
     figures = _Figures(
         period=dict(whole_result.get("period", {"code": period})), whole=dict(whole["metrics"])
     )

@@ -48,6 +48,14 @@ class VopSQLiteEngine(SQLiteEngine):
             engine=self, transaction_type=transaction_type, allow_nested=allow_nested
         )
 
+    async def get_connection(self) -> Any:
+        connection = await super().get_connection()
+        # WAL makes NORMAL durable against application crashes; a larger page cache keeps index
+        # updates of a bulk import in memory.
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        await connection.execute("PRAGMA cache_size=-65536")
+        return connection
+
     async def prep_database(self) -> None:
         # WAL is a property of the file: set once, every later connection uses it.
         with sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS) as conn:

@@ -9,8 +9,9 @@ because a year of referrals must load in seconds.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from surveys import db, fields
@@ -93,7 +94,7 @@ def validate_columns(
     check_header(table.header, readers, optional)
     width = len(table.header)
     problems: list[tuple[int, int, str, str]] = []  # (record index, column order, column, reason)
-    for index, (number, cells) in enumerate(table.rows):
+    for index, (_, cells) in enumerate(table.rows):
         if len(cells) > width and any(c.strip() for c in cells[width:]):
             problems.append((index, -1, "", f"has {len(cells)} cells but the header has {width}"))
     rows = [cells + [""] * (width - len(cells)) if len(cells) < width else cells for _, cells in table.rows]
@@ -103,12 +104,15 @@ def validate_columns(
             columns[name] = [None] * len(rows)
             continue
         position = table.header.index(name)
-        values, bad = _read_column(readers[name], [cells[position].strip() for cells in rows])
+        values, bad = _read_column(readers[name], list(map(str.strip, map(itemgetter(position), rows))))
         columns[name] = values
         problems += [(index, order, name, reason) for index, reason in bad]
-    if not problems:
-        order_of = {name: order for order, name in enumerate(readers)}
-        problems = [(i, order_of.get(c, 0), c, reason) for i, c, reason in cross_check(columns)]
+    # Rules across columns only where every cell of the row could be read.
+    bad_rows = {index for index, *_ in problems}
+    order_of = {name: order for order, name in enumerate(readers)}
+    problems += [
+        (i, order_of.get(c, 0), c, reason) for i, c, reason in cross_check(columns) if i not in bad_rows
+    ]
     if problems:
         problems.sort()
         listed = [Problem(table.rows[i][0], column, reason) for i, _, column, reason in problems]

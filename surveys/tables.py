@@ -34,7 +34,8 @@ class Organisation(Table):
 class Referral(Table):
     """One referral of one person to one provider; an episode once `support_start` is set."""
 
-    provider = ForeignKey(references=Organisation, on_delete=OnDelete.restrict, null=False, index=True)
+    # Indexed by the composite unique (provider, referral_id) index of the second migration.
+    provider = ForeignKey(references=Organisation, on_delete=OnDelete.restrict, null=False)
     referral_id = Varchar(length=100, null=False)
     person_key = Varchar(length=64, null=False, index=True)
     referral_date = Date(null=False, index=True)
@@ -47,7 +48,7 @@ class Referral(Table):
     sex = Varchar(length=10, null=False, default="unknown")
     ethnicity = Varchar(length=10, null=False, default="unknown")
     disability = Varchar(length=10, null=False, default="unknown")
-    status = Varchar(length=20, null=False, index=True)
+    status = Varchar(length=20, null=False)
     support_start = Date(null=True, default=None)
     support_end = Date(null=True, default=None)
     # AES-GCM ciphertexts (base64); erased (set to NULL) when their purpose ends.

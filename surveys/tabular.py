@@ -72,7 +72,7 @@ def _read_csv(data: bytes) -> Table:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader)]
-        rows = [(number, row) for number, row in enumerate(reader, start=2) if any(c.strip() for c in row)]
+        rows = [(number, row) for number, row in enumerate(reader, start=2) if "".join(row).strip()]
     except StopIteration:
         raise _whole_file("the file is empty") from None
     except csv.Error as exc:

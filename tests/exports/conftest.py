@@ -112,11 +112,17 @@ class FakeProviderEngine:
     def __init__(self, keys: tuple[str, ...] = ("age_band", "sex", "ethnicity", "disability")):
         self.keys = keys
         self.calls: list[tuple[str, str | None]] = []
+        self._cache: dict[tuple[str, str | None, tuple[str, ...]], MetricsDict] = {}
 
     def __call__(self, period: str, provider: str | None) -> MetricsDict:
         self.calls.append((period, provider))
-        referrals = 900 if provider else 22_470
-        return synthetic_result(period, self.keys, seed=provider or "all", referrals=referrals)
+        key = (period, provider, self.keys)
+        if key not in self._cache:
+            referrals = 900 if provider else 22_470
+            self._cache[key] = synthetic_result(
+                period, self.keys, seed=provider or "all", referrals=referrals
+            )
+        return self._cache[key]
 
 
 @pytest.fixture

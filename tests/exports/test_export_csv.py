@@ -18,7 +18,15 @@ def _read(text: str) -> list[dict[str, str]]:
 def test_columns() -> None:
     result = synthetic_result("2025-26", ["service"])
     assert csv_columns(result) == [
-        "period", *BREAKDOWN_KEYS, "metric", "numerator", "denominator", "value", "pct", "ci_lo", "ci_hi"
+        "period",
+        *BREAKDOWN_KEYS,
+        "metric",
+        "numerator",
+        "denominator",
+        "value",
+        "pct",
+        "ci_lo",
+        "ci_hi",
     ]
 
 

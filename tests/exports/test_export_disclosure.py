@@ -97,8 +97,13 @@ def _lines(cells: list[list[Any]], rows: list[Any] | None, cols: list[Any] | Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(cells=tables, threshold=st.integers(min_value=1, max_value=7), with_rows=st.booleans(),
-       with_cols=st.booleans(), exempt=st.booleans())
+@given(
+    cells=tables,
+    threshold=st.integers(min_value=1, max_value=7),
+    with_rows=st.booleans(),
+    with_cols=st.booleans(),
+    exempt=st.booleans(),
+)
 def test_no_small_count_shown_and_nothing_derivable(
     cells: list[list[int]], threshold: int, with_rows: bool, with_cols: bool, exempt: bool
 ) -> None:
@@ -217,7 +222,7 @@ def test_synthetic_results_publish_no_small_counts(seed: int) -> None:
         if part in ("value", "numerator", "denominator") and isinstance(value, int):
             assert not 1 <= value <= 4, (i, name, part, value)
     for g in out["groups"][1:]:
-        for name, v in g["metrics"].items():
+        for v in g["metrics"].values():
             hidden += v == C or (isinstance(v, dict) and v.get("pct") == C)
             if isinstance(v, dict) and isinstance(v.get("pct"), float):
                 assert v["denominator"] >= 10

@@ -18,17 +18,28 @@ from exports.provider_report import build_provider_report
 from exports.synthetic import synthetic_result
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-pytestmark = pytest.mark.skipif(
-    SOFFICE is None, reason="LibreOffice (soffice) is not installed: apt-get install libreoffice-calc-nogui"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        SOFFICE is None,
+        reason="LibreOffice (soffice) is not installed: apt-get install libreoffice-calc-nogui",
+    ),
+]
 
 
 def _convert(files: list[Path], target: str, outdir: Path, profile: Path) -> None:
     # A private profile: parallel soffice runs (other tests, other users) share nothing and cannot
     # hand the job to an already running instance.
     cmd = [
-        str(SOFFICE), f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-        "--convert-to", target, "--outdir", str(outdir), *map(str, files),
+        str(SOFFICE),
+        f"-env:UserInstallation={profile.as_uri()}",
+        "--headless",
+        "--norestore",
+        "--convert-to",
+        target,
+        "--outdir",
+        str(outdir),
+        *map(str, files),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr
@@ -46,7 +57,9 @@ def _engine(period: str, by: list[str]) -> dict[str, Any]:
     result = synthetic_result(period, by, seed=7)
     if by:
         # A tiny group, so the PDF carries [c] cells and their notes too.
-        result["groups"][-1]["metrics"] = synthetic_result(period, [], seed=8, referrals=15)["groups"][0]["metrics"]
+        result["groups"][-1]["metrics"] = synthetic_result(period, [], seed=8, referrals=15)["groups"][0][
+            "metrics"
+        ]
     return result
 
 

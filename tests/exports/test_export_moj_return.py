@@ -50,7 +50,10 @@ def expected(metrics: dict[str, Any], whole: dict[str, Any], src: CellSource) ->
 @pytest.fixture
 def built(fake_engine: Any) -> tuple[Any, list[CellSource], Any]:
     wb, sources = render_moj_return(
-        fake_engine, "2025-26", area="Warwickshire", contact="returns@opcc.example",
+        fake_engine,
+        "2025-26",
+        area="Warwickshire",
+        contact="returns@opcc.example",
         generated_at=dt.datetime(2026, 4, 20, 9, 30, tzinfo=dt.UTC),
     )
     data = to_bytes(wb)
@@ -126,7 +129,13 @@ def test_no_column_or_row_has_a_single_c_next_to_a_shown_total(built: Any) -> No
 def test_sheets_charts_and_definitions(built: Any) -> None:
     wb, _, data = built
     assert wb.sheetnames == [
-        "Cover", "Volumes", "Outcomes", "Demographics", "Satisfaction & Code", "Data quality", "Definitions"
+        "Cover",
+        "Volumes",
+        "Outcomes",
+        "Demographics",
+        "Satisfaction & Code",
+        "Data quality",
+        "Definitions",
     ]
     with zipfile.ZipFile(BytesIO(data)) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
@@ -161,7 +170,9 @@ def test_cover_and_workbook_craft(built: Any) -> None:
     outcomes = wb["Outcomes"]
     assert outcomes.freeze_panes is not None and outcomes.print_title_rows
     pct_cells = [
-        c for row in outcomes.iter_rows() for c in row
+        c
+        for row in outcomes.iter_rows()
+        for c in row
         if c.number_format == "0.0%" and not outcomes.column_dimensions[c.column_letter].hidden
     ]
     assert pct_cells and all(c.alignment.horizontal == "right" for c in pct_cells)
@@ -185,8 +196,11 @@ def test_build_returns_bytes_and_accepts_a_naive_time(fake_engine: Any) -> None:
 def test_engine_called_once_per_breakdown(fake_engine: Any) -> None:
     build_moj_return(fake_engine, "2025-26")
     assert sorted(fake_engine.calls) == sorted(
-        [("2025-26", ())] + [("2025-26", (k,)) for k in
-                             ("service", "crime_group", "age_band", "sex", "ethnicity", "disability")]
+        [("2025-26", ())]
+        + [
+            ("2025-26", (k,))
+            for k in ("service", "provider", "crime_group", "age_band", "sex", "ethnicity", "disability")
+        ]
     )
 
 
@@ -223,7 +237,7 @@ kind = "definitions"
 
 
 def test_group_labels_are_never_formulas(result_factory: Any, metrics_factory: Any) -> None:
-    evil = "=HYPERLINK(\"http://example.invalid\",\"x\")"
+    evil = '=HYPERLINK("http://example.invalid","x")'
 
     def engine(period: str, by: list[str]) -> dict[str, Any]:
         groups = [({}, metrics_factory(500))]
@@ -241,10 +255,17 @@ def test_group_labels_are_never_formulas(result_factory: Any, metrics_factory: A
     [
         ('[[sheets]]\nname = "A/B"\n', "valid Excel sheet name"),
         ('[[sheets]]\nname = "A"\nkind = "pie"\n', "unknown kind"),
-        ('[[sheets]]\nname = "A"\n[[sheets.tables]]\nid = "t"\nrows = "breakdown"\ncolumns = [{metric = "x"}]\n',
-         "needs `by`"),
-        ('[[sheets]]\nname = "A"\n[[sheets.tables]]\nid = "t"\nrows = "whole"\ncolumns = [{metric = "x"}]\n'
-         '[[sheets.charts]]\ntable = "t"\ncolumns = ["nope"]\n', "unknown columns"),
+        (
+            '[[sheets]]\nname = "A"\n[[sheets.tables]]\nid = "t"\nrows = "breakdown"\n'
+            'columns = [{metric = "x"}]\n',
+            "needs `by`",
+        ),
+        (
+            '[[sheets]]\nname = "A"\n[[sheets.tables]]\nid = "t"\nrows = "whole"\n'
+            'columns = [{metric = "x"}]\n'
+            '[[sheets.charts]]\ntable = "t"\ncolumns = ["nope"]\n',
+            "unknown columns",
+        ),
     ],
 )
 def test_layout_errors(tmp_path: Path, snippet: str, message: str) -> None:

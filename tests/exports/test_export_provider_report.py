@@ -19,8 +19,14 @@ C = SUPPRESSED
 
 def test_quarter_codes() -> None:
     assert quarter_codes("2025-26-Q3") == [
-        "2023-24-Q4", "2024-25-Q1", "2024-25-Q2", "2024-25-Q3",
-        "2024-25-Q4", "2025-26-Q1", "2025-26-Q2", "2025-26-Q3",
+        "2023-24-Q4",
+        "2024-25-Q1",
+        "2024-25-Q2",
+        "2024-25-Q3",
+        "2024-25-Q4",
+        "2025-26-Q1",
+        "2025-26-Q2",
+        "2025-26-Q3",
     ]
     assert quarter_codes("2025-26")[-1] == "2025-26-Q4"
     assert quarter_codes("2025-26-H1")[-1] == "2025-26-Q2"
@@ -53,7 +59,10 @@ def _expected(engine: Any, src: Any, period: str) -> Any:
 @pytest.fixture
 def report(fake_provider_engine: Any) -> tuple[Any, list[Any], bytes]:
     wb, sources = render_provider_report(
-        fake_provider_engine, "ROSA", "2025-26-Q3", provider_name="ROSA (Rape support)",
+        fake_provider_engine,
+        "ROSA",
+        "2025-26-Q3",
+        provider_name="ROSA (Rape support)",
         generated_at=dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC),
     )
     data = to_bytes(wb)

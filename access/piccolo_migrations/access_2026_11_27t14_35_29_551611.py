@@ -24,7 +24,7 @@ class Organisation(Table, tablename="organisation", schema=None):
     )
 
 
-ID = "2026-11-27T14:25:39:576170"
+ID = "2026-11-27T14:35:29:551611"
 VERSION = "1.38.0"
 DESCRIPTION = ""
 

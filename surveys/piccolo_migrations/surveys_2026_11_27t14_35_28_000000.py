@@ -1,7 +1,7 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.table import Table
 
-ID = "2026-11-27T15:00:00:000000"
+ID = "2026-11-27T14:35:28:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "composite indexes Piccolo cannot declare"
 
