@@ -514,7 +514,7 @@ def evaluation_report(model: SafeguardingDetector | None = None, path: Path | No
     cats = model.predict_category(texts)
     pred = np.array([bool(c) for c in cats])
     rules_only = np.array([bool(_rule_categories(t)) for t in texts])
-    clf_only = (model.predict_proba(texts) >= model.threshold).any(axis=1)
+    clf_only = np.asarray((model.predict_proba(texts) >= model.threshold).any(axis=1), dtype=bool)
 
     def _pr(p: np.ndarray) -> dict[str, float]:
         tp = int((p & gold).sum())

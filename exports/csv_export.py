@@ -4,7 +4,8 @@ Columns: ``period``, every breakdown key of metrics.md (blank when the group is 
 other key the dict uses is appended), ``metric``, ``numerator``, ``denominator``, ``value``, ``pct``,
 ``ci_lo``, ``ci_hi``. A count fills ``value``; a mean fills ``value``; a rate fills numerator,
 denominator, pct and the interval, with ``value`` equal to ``pct`` (0-100, unrounded) so one column
-sorts every figure. Disclosure control is on by default (``[c]`` in hidden places).
+sorts every figure. Disclosure control is on by default (``[c]`` in hidden places). A breakdown
+value that was not recorded (null) is written ``[x]``, so it never reads as the blank of an unsplit key.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def metrics_to_rows(
     for g in published.get("groups", []):
         base: dict[str, Any] = dict.fromkeys(columns)
         base["period"] = code
-        base.update(g.get("by", {}))
+        # A group whose attribute was not recorded (null) must not read as "not split by it" (blank):
+        # it gets the GSS shorthand for not available.
+        base.update({k: "[x]" if v is None else v for k, v in g.get("by", {}).items()})
         for name, value in g.get("metrics", {}).items():
             row = dict(base)
             row["metric"] = name

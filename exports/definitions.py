@@ -296,8 +296,12 @@ SERVICE_LABELS: dict[str, str] = {
 }
 
 
-def value_label(key: str, value: str) -> str:
-    """How a breakdown value is shown in a row label (services get their names; others as recorded)."""
+def value_label(key: str, value: object) -> str:
+    """How a breakdown value is shown in a row label (services get their names; others as recorded;
+    a missing value, which the engine returns as null, reads "Not recorded")."""
+    if value is None:
+        return "Not recorded"
+    text = str(value)
     if key == "service":
-        return SERVICE_LABELS.get(value, value)
-    return value
+        return SERVICE_LABELS.get(text, text)
+    return text

@@ -124,6 +124,15 @@ def _breakdown_keys(layout: Mapping[str, Any]) -> list[str]:
     return keys
 
 
+def required_breakdowns(layout_path: str | Path | None = None) -> list[str]:
+    """The breakdown keys a layout asks for, in order: ``build_moj_return`` calls
+    ``get_metrics(period, [])`` and then ``get_metrics(period, [key])`` for each of these.
+
+    For an async engine, fetch these results first and pass a getter that looks them up.
+    """
+    return _breakdown_keys(load_layout(layout_path))
+
+
 @dataclass
 class _Figures:
     """The figures one return needs: the whole area raw, each breakdown raw and published."""
@@ -328,8 +337,7 @@ class _ReturnBuilder:
             if table.get("total_row", True):
                 add(total_label, self.figures.whole, {}, None, True)
             for g in self.figures.published.get(key, []):
-                value = str(g["by"][key])
-                add(value_label(key, value), g["metrics"], dict(g["by"]), None, False)
+                add(value_label(key, g["by"][key]), g["metrics"], dict(g["by"]), None, False)
         elif kind == "items":
             items = [(i["key"], i.get("label", i["key"])) for i in table.get("items", [])] or _ITEM_LISTS[
                 table["items_from"]

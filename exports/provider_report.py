@@ -45,6 +45,18 @@ def quarter_codes(period: str, count: int = QUARTERS) -> list[str]:
     return [p.code for p in last_quarters(period, count)]
 
 
+def required_calls(period: str, provider_code: str) -> list[tuple[str, str | None]]:
+    """Every (period, provider) that ``build_provider_report`` asks ``get_metrics_for`` for: each of the
+    8 quarters and ``period`` itself, for the provider and for all providers (None).
+
+    For an async engine, fetch these first and pass a getter that looks them up.
+    """
+    periods = quarter_codes(period)
+    if period not in periods:
+        periods.append(period)
+    return [(p, who) for p in periods for who in (provider_code, None)]
+
+
 def _whole(result: Mapping[str, Any]) -> dict[str, Any]:
     """The result's own total: the group with no breakdown, or the single provider group."""
     groups = list(result.get("groups", []))
@@ -140,7 +152,8 @@ class _ProviderReport:
         for label, value in facts:
             ws.cell(w.row, 1, label).style = "vop_total_label"
             cell = ws.cell(w.row, 2, value)
-            cell.style = "vop_text"
+            # Unwrapped, so the text runs on into the empty cells beside it.
+            cell.style = "vop_label"
             if isinstance(value, dt.datetime):
                 cell.number_format = "yyyy-mm-dd hh:mm"
             w.row += 1
@@ -170,6 +183,8 @@ class _ProviderReport:
         )
         self._record("Summary", first, srcs)
         w.finish(landscape=False)
+        # Dates do not run on into the next cell as text does; give them room.
+        ws.column_dimensions["B"].width = max(ws.column_dimensions["B"].width or 0, 18)
 
     def _line_chart(
         self,
@@ -288,9 +303,9 @@ class _ProviderReport:
             rows: list[Row] = []
             srcs: list[list[Any]] = []
             for g in own_groups:
-                value = str(g["by"][key])
+                value = g["by"][key]
                 m = g["metrics"]
-                other = all_groups.get(value, {})
+                other = all_groups.get(str(value), {})
                 by = tuple(sorted(g["by"].items()))
                 rows.append(
                     (
@@ -394,4 +409,4 @@ def build_provider_report(
     return to_bytes(wb)
 
 
-__all__ = ["SUPPRESSED", "build_provider_report", "quarter_codes", "render_provider_report"]
+__all__ = ["SUPPRESSED", "build_provider_report", "quarter_codes", "render_provider_report", "required_calls"]

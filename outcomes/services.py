@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from outcomes.metrics import Dialect, Tables, build_metrics_sql, check_breakdown, shape_result
+from outcomes.metrics import Dialect, Tables, build_statements, check_breakdown, combine, session_settings
 from outcomes.periods import parse_period
 from surveys.tables import Organisation, Referral, Response
 
@@ -35,6 +35,12 @@ async def compute_metrics(
             raise ValueError(f"unknown provider {provider!r}")
     engine = Referral._meta.db
     dialect: Dialect = "sqlite" if engine.engine_type == "sqlite" else "postgres"
-    sql, args = build_metrics_sql(dialect, p.start, p.end, attrs, provider, table_names())
-    rows = await Referral.raw(sql, *args)
-    return {"period": p.as_dict(), "groups": shape_result(rows, attrs)}
+    statements = build_statements(dialect, p.start, p.end, attrs, provider, table_names())
+    results: dict[str, list[dict[str, Any]]] = {}
+    # One read transaction: every statement sees the same data, and the session settings stay local.
+    async with engine.transaction():
+        for setting in session_settings(dialect):
+            await Referral.raw(setting)
+        for st in statements:
+            results[st.name] = await Referral.raw(st.sql, *st.args)
+    return {"period": p.as_dict(), "groups": combine(results, attrs)}

@@ -103,13 +103,28 @@ REFERRAL_HEADER = (
 def referral_line(provider: str = "VS", referral_id: str = "R1", person_id: str = "P1", **over: str) -> str:
     """One CSV line of the referrals format; keyword arguments replace columns."""
     values = {
-        "provider": provider, "referral_id": referral_id, "person_id": person_id, "referral_date": "2025-05-01",
-        "source": "police", "crime_type": "burglary_residential", "domestic_abuse": "false",
-        "hate_crime": "false", "repeat_victim": "false", "age_band": "25-34", "sex": "female",
-        "ethnicity": "white", "disability": "no", "status": "supported", "support_start": "2025-05-10",
-        "support_end": "", "contact_email": "someone@example.org", "contact_phone": "",
-        "preferred_channel": "email", "safe_to_contact": "true", "consent_to_survey": "true",
-    }  # fmt: skip
+        "provider": provider,
+        "referral_id": referral_id,
+        "person_id": person_id,
+        "referral_date": "2025-05-01",
+        "source": "police",
+        "crime_type": "burglary_residential",
+        "domestic_abuse": "false",
+        "hate_crime": "false",
+        "repeat_victim": "false",
+        "age_band": "25-34",
+        "sex": "female",
+        "ethnicity": "white",
+        "disability": "no",
+        "status": "supported",
+        "support_start": "2025-05-10",
+        "support_end": "",
+        "contact_email": "someone@example.org",
+        "contact_phone": "",
+        "preferred_channel": "email",
+        "safe_to_contact": "true",
+        "consent_to_survey": "true",
+    }
     values.update(over)
     return ",".join(values[c] for c in REFERRAL_HEADER.split(","))
 
@@ -136,9 +151,12 @@ async def keys(orgs: None) -> dict[str, dict[str, str]]:
 
     made = {}
     for name, org, role in (
-        ("vs", "VS", "provider"), ("rosa", "ROSA", "provider"), ("opcc", "OPCC", "opcc"),
-        ("vrg", "OPCC", "vrg"), ("admin", "OPCC", "admin"),
-    ):  # fmt: skip
+        ("vs", "VS", "provider"),
+        ("rosa", "ROSA", "provider"),
+        ("opcc", "OPCC", "opcc"),
+        ("vrg", "OPCC", "vrg"),
+        ("admin", "OPCC", "admin"),
+    ):
         key, _ = await create_key(org, role)
         made[name] = {"Authorization": f"Bearer {key}"}
     return made

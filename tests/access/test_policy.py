@@ -43,9 +43,19 @@ ROLES = ("vs", "rosa", "opcc", "vrg", "admin")
 
 @pytest.mark.parametrize("who", [*ROLES, "none", "revoked"])
 async def test_every_route_as_every_role(client: Any, keys: dict[str, dict[str, str]], who: str) -> None:
-    await client.post("/api/v1/referrals", headers=keys["vs"], json={
-        "provider": "VS", "referral_id": "R1", "person_id": "P", "referral_date": "2025-05-01",
-        "source": "police", "crime_type": "other", "status": "referred"})  # fmt: skip
+    await client.post(
+        "/api/v1/referrals",
+        headers=keys["vs"],
+        json={
+            "provider": "VS",
+            "referral_id": "R1",
+            "person_id": "P",
+            "referral_date": "2025-05-01",
+            "source": "police",
+            "crime_type": "other",
+            "status": "referred",
+        },
+    )
     headers: dict[str, str] = {}
     if who in ROLES:
         headers = keys[who]

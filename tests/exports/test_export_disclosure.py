@@ -233,3 +233,31 @@ def test_synthetic_results_publish_no_small_counts(seed: int) -> None:
         for name, v in out["groups"][0]["metrics"].items():
             if isinstance(v, int):
                 assert sum(g[name] == C for g in groups) != 1, (key, name)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(min_value=0, max_value=15), min_size=7, max_size=7), min_size=1, max_size=6)
+)
+def test_metrics_dict_statuses_never_derivable(groups: list[list[int]]) -> None:
+    """Random breakdowns of referrals by status: no [c] recoverable from a row or column total."""
+    statuses = ["referred", "contacted", "declined", "uncontactable", "out_of_scope", "supported", "closed"]
+
+    def metrics(parts: list[int]) -> dict[str, int]:
+        m = {f"referrals_by_status.{s}": v for s, v in zip(statuses, parts, strict=True)}
+        m["referrals_received"] = sum(parts)
+        return m
+
+    whole = [sum(col) for col in zip(*groups, strict=True)]
+    result = {
+        "groups": [{"by": {}, "metrics": metrics(whole)}]
+        + [{"by": {"sex": f"s{i}"}, "metrics": metrics(g)} for i, g in enumerate(groups)]
+    }
+    out = [g["metrics"] for g in suppress_metrics(result)["groups"][1:]]
+    for m in out:
+        assert not [v for v in m.values() if isinstance(v, int) and 1 <= v <= 4]
+        if m["referrals_received"] != C:
+            assert sum(m[f"referrals_by_status.{s}"] == C for s in statuses) != 1
+    if len(out) > 1:
+        for name in out[0]:
+            assert sum(m[name] == C for m in out) != 1, name
