@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_42
 
 from access.policy import guard, provide_principal, public
 from surveys import db, services
-from surveys.controllers import OrganisationController, ReferralController
+from surveys.controllers import OrganisationController, ReferralController, ResponseController
 from surveys.schemas import Health
 from surveys.tabular import FileRejected
 
@@ -110,7 +110,7 @@ def create_app() -> Litestar:
         name="schema-assets",
     )  # fmt: skip
     return Litestar(
-        route_handlers=[health, OrganisationController, ReferralController, assets],
+        route_handlers=[health, OrganisationController, ReferralController, ResponseController, assets],
         guards=[guard],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={

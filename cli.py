@@ -167,7 +167,10 @@ def demo(
         return await _demo(year, seed, scale)
 
     counts = run(go)
-    console.print(f"demo year {year}: {counts['referrals']:,} referrals ({counts['created']:,} new)")
+    console.print(
+        f"demo year {year}: {counts['referrals']:,} referrals ({counts['created']:,} new), "
+        f"{counts['responses']:,} new responses"
+    )
 
 
 @app.command()
@@ -247,6 +250,25 @@ def import_referrals(
 
     result = run(go)
     console.print(f"referrals: {result.rows:,} rows, {result.created:,} created, {result.updated:,} updated")
+
+
+@import_app.command("responses")
+def import_responses(
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX in the responses format.")],
+    provider: Annotated[str | None, typer.Option(help="Only accept rows of this provider.")] = None,
+) -> None:
+    """Store historical paper or phone responses; the same rows imported twice are stored once."""
+    from surveys.responses import import_responses as do_import
+
+    data = _read_file(file)
+
+    async def go() -> Any:
+        with progress() as bar:
+            bar.add_task(f"importing {file.name}", total=None)
+            return await do_import(data, file.name, only_provider=provider)
+
+    result = run(go)
+    console.print(f"responses: {result.rows:,} rows, {result.created:,} stored (the rest were already there)")
 
 
 class Kind(StrEnum):

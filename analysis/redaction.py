@@ -204,7 +204,8 @@ _REL_CUE = re.compile(
 )
 _NAMING_CUE = re.compile(
     r"\b(?i:called|named|name\s+is|name\s+was|name's|names\s+are|known\s+as|goes\s+by|signed|"
-    r"spoke\s+to|speak\s+to|talked\s+to|talk\s+to|ask\s+for|asked\s+for|thanks\s+to|thank\s+you\s+to|thank)\s+(?P<v>[A-Za-z][a-z'\-]+)\b"
+    r"spoke\s+to|speak\s+to|talked\s+to|talk\s+to|ask\s+for|asked\s+for|thanks\s+to|thank\s+you\s+to"
+    r"|thank)\s+(?P<v>[A-Za-z][a-z'\-]+)\b"
 )
 # After these verbs a capitalised mid-sentence word is almost always the person doing them.
 _VERB_AFTER = re.compile(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, cross_val_predict
@@ -99,10 +100,181 @@ def _n_columns(X: Any) -> int:
     return 1
 
 
+# -- cue vocabulary ---------------------------------------------------------------------------------------
+# Generic cue words per theme, written from the codebook's descriptions and general knowledge of victims'
+# services, not lifted from particular answers: variants, jargon and misspellings that a single word
+# feature would miss with a few hundred training answers ("cps", "magistrates" and "jury" all point at
+# the justice process). Tokens are regular expressions matched against whole lower-cased words with
+# apostrophes removed; phrases are literal word sequences.
+CUE_TOKENS: dict[str, str] = {
+    "police_response": r"police|polic\w*|officers?|cops?|pc|pcso|detectives?|dc|101|999|bobby|btp|station"
+                       r"|arrest\w*|patrols?|soit|attended|enquir\w*|forensics?|investigat\w*|report\w*",
+    "no_information": r"leaflets?|information|info|existed|exists|jargon|advertis\w*|posters?|kno|signpost\w*"
+                      r"|aware|unaware|entitled",
+    "not_kept_informed": r"updates?|updated|chas(?:e|ed|ing)|silence|news|letters?|outcome|progress|released"
+                         r"|bail\w*|informed|uninformed",
+    "stigma_belief": r"believ\w*|disbeliev\w*|blam\w*|fault|asham\w*|shame\w*|embarrass\w*|stupid|foolish"
+                     r"|judg\w*|deserv\w*|worthy|unworthy|lying|liar|fuss|overreact\w*|proud|humiliat\w*"
+                     r"|guilt\w*|stigma|accus\w*|doubt\w*",
+    "practical_access": r"childcare|bus|buses|trains?|transport|taxis?|drive|driving|petrol|fares?|parking"
+                        r"|rural\w*|village|miles|internet|online|wifi|signal|data|computer|website"
+                        r"|interpreters?|translat\w*|language|english|wheelchair|disab\w*|deaf|blind|stairs"
+                        r"|lift|housebound|autis\w*|shifts?|evenings?|weekends?|saturdays?|sundays?|daytime"
+                        r"|carer|access\w*|travel\w*",
+    "waiting_times": r"wait\w*|waitlist|list|delay\w*|backlog|stretched|overstretched|overwhelmed|shortages?"
+                     r"|allocated|quick\w*|prompt\w*|within|limbo|caseloads?|months?|weeks?|ages|years?|slow\w*",
+    "justice_process": r"court|trial|cps|charges?|charged|prosecut\w*|sentenc\w*|judge|jury|magistrates?"
+                       r"|barrister|defence|solicitor|evidence|witness\w*|guilty|verdict|acquit\w*|dropped|nfa"
+                       r"|discontinued|caution|suspended|justice|adjourn\w*|breach\w*|screen|inquest|plea"
+                       r"|pleaded|convict\w*|fined?|restorative|prison|jail|offender|hearing",
+    "mental_health": r"counsell?\w*|counselin|therap\w*|ptsd|trauma\w*|anxiety|anxious|panic|depress\w*"
+                     r"|nightmares?|flashbacks?|breakdown|gp|doctor|antidepressants?|medication|tablets|pills"
+                     r"|camhs|emdr|cope|coping|nerves|sleep\w*|confidence|mood|withdrawn|hypervigilan\w*"
+                     r"|struggl\w*|wellbeing|psycholog\w*|psychiatr\w*|suicid\w*|selfharm",
+    "housing": r"hous\w*|home\w*|refuge|move|moving|moved|flat|tenan\w*|landlord|rent|deposit|hostel|sofa"
+               r"|accommodation|evict\w*|transfer|sanctuary|keys?|estate|council|live|living|address"
+               r"|relocat\w*",
+    "support_ended": r"ended|ending|stopped|stops?|closed|close|discharg\w*|limited|finished|followup"
+                     r"|left|leaving|funding|18|soon|limit|abandon\w*|ongoing|longer|short|lasted|anymore"
+                     r"|sessions",
+    "coordination": r"agenc\w*|repeat\w*|story|passed|bounced|referrals?|referred|coordinat\w*|shar\w*"
+                    r"|contradict\w*|services|responsibility|ownership|communicat\w*|joined",
+    "safety": r"safe|safer|safety|unsafe|scared|fear\w*|frighten\w*|terrif\w*|afraid|alarm|locks?|doorbell"
+              r"|cameras?|cctv|marker|shoulder|watch\w*|outside|knife|again|released|prison|dark|doors?"
+              r"|security|secure|protect\w*|threat\w*|worr\w*",
+    "financial": r"£\d[\d,.]*|money|costs?|pay\w*|paid|afford\w*|debts?|loans?|credit|banks?|refund\w*"
+                 r"|compensat\w*|cica|insurance|excess|grants?|fund\w*|savings|pension|income|jobs?|wages?"
+                 r"|unpaid|benefits|arrears|expenses|replac\w*|stole\w*|stolen|nicked|penny|pounds|grand"
+                 r"|fortune|foodbank|budget|redundan\w*|thousands|broke|financ\w*|property|damage",
+    "respect": r"respect\w*|disrespect\w*|dignity|kind\w*|compassion\w*|empath\w*|patient|patience|polite"
+               r"|rude|dismissive|dismissed|condescend\w*|patroni[sz]\w*|judg\w*|listen\w*|listend|laugh\w*"
+               r"|eyes|smirk\w*|treated|human|person|nuisance|inconvenience|bored|pronouns|gentle"
+               r"|understanding|calm|car(?:e|ed|es|ing)|abrupt|humiliat\w*|cold|sympath\w*|warm|attitude",
+    "positive_support": r"help(?:ed|ful|ing)?|worker|lifeline|brilliant|amazing|fantastic|fab|great|lovely"
+                        r"|excellent|godsend|difference|grateful|thank\w*|relief|advocate|volunteer|isva|idva"
+                        r"|befriend\w*|best|understood|better|reassur\w*|useful",
+}
+CUE_PHRASES: dict[str, tuple[str, ...]] = {
+    "police_response": ("came out", "crime number", "crime reference", "action fraud", "did nothing",
+                        "taken seriously", "no officers"),
+    "no_information": ("didnt know", "didnt even know", "did not know", "no idea", "never knew", "nobody told me",
+                       "no one told me", "noone told me", "no1 told", "wasnt told", "where to go", "where to get",
+                       "where to turn", "where to look", "who to call", "who to contact", "who to go",
+                       "who to ring", "found out about", "known sooner", "how to get", "how to find",
+                       "how to access", "how to apply"),
+    "not_kept_informed": ("heard nothing", "heard back", "heard anything", "never heard", "no news",
+                          "kept informed", "kept me informed", "kept updated", "kept me updated",
+                          "kept in touch", "in the dark", "found out from", "found out through",
+                          "found out when", "found out via", "never told", "not told", "let me know",
+                          "keep me informed", "in the loop"),
+    "stigma_belief": ("my fault", "own fault", "made it up", "making it up", "wasting their time",
+                      "wasting police time", "wasting your time", "should have", "on my own", "bad mum",
+                      "bad mother", "bad parent", "word against"),
+    "practical_access": ("child care", "hour away", "working hours", "9 to 5", "office hours", "in the day",
+                         "time off", "at work", "easy read", "learning difficulties", "phone sessions",
+                         "video call", "home visit", "home visits", "get to the", "get there"),
+    "waiting_times": ("waiting list", "took ages", "took so long", "on hold", "call back", "callback",
+                      "get back to me", "got back to me", "same day", "next day", "too long", "still waiting"),
+    "justice_process": ("no further action", "cross examined", "cross examination", "restraining order",
+                        "protection order", "personal statement", "special measures", "video link",
+                        "community order", "found guilty", "not guilty"),
+    "mental_health": ("mental health", "panic attacks", "self harm", "crisis team", "talking therapies",
+                      "on edge", "signed off"),
+    "housing": ("b and b", "b b", "somewhere to live", "place to live", "new home"),
+    "support_ended": ("time limit", "time limited", "only lasted", "after court", "after the trial",
+                      "after sentencing", "step down", "follow up", "check in", "ran out", "too short",
+                      "too soon", "nothing after", "on my own", "kept supporting", "carried on", "no more",
+                      "any more", "case closed", "closed my case", "dropped me"),
+    "coordination": ("over again", "from scratch", "pillar to post", "ping pong", "each other", "joined up",
+                     "one point", "one number", "one person", "key worker", "different people",
+                     "different services", "different agencies", "too many", "so many", "same questions",
+                     "someone elses", "round and round", "fell through", "main contact", "talk to each other"),
+    "safety": ("panic button", "turned up", "turns up", "turning up", "where i live", "where we live",
+               "see him", "in control", "happen again"),
+    "financial": ("sick pay", "universal credit", "food bank", "took my", "lost my", "lost all"),
+    "respect": ("talked down", "talk down", "spoke to me", "made me feel", "treated me", "like a"),
+    "positive_support": ("support worker", "someone to talk", "talk to", "talking to", "2 talk",
+                         "saved my life", "changed my life", "made a difference", "weight off", "without her",
+                         "without them", "without him", "really good", "less alone", "my life back"),
+}
+_TOKEN = re.compile(r"[a-z0-9£']+")
+_CUE_CODES: tuple[str, ...] = tuple(CUE_TOKENS)
+_CUE_TOKEN_RES = [re.compile(rf"(?:{CUE_TOKENS[c]})") for c in _CUE_CODES]
+_PHRASE_INDEX: dict[str, tuple[int, ...]] = {}
+for _j, _code in enumerate(_CUE_CODES):
+    for _phrase in CUE_PHRASES.get(_code, ()):
+        _PHRASE_INDEX[_phrase] = (*_PHRASE_INDEX.get(_phrase, ()), _j)
+_PHRASE_FIRST = {p.split()[0] for p in _PHRASE_INDEX}
+_token_cache: dict[str, tuple[int, ...]] = {}
+
+
+def _token_themes(token: str) -> tuple[int, ...]:
+    # The set of words people use is small next to the number of answers, so memoising per word makes
+    # regex matching a dictionary lookup after warm-up.
+    hit = _token_cache.get(token)
+    if hit is None:
+        hit = tuple(j for j, rx in enumerate(_CUE_TOKEN_RES) if rx.fullmatch(token))
+        if len(_token_cache) > 200_000:
+            _token_cache.clear()
+        _token_cache[token] = hit
+    return hit
+
+
+def cue_counts(texts: Sequence[str]) -> np.ndarray:
+    """Count cue words and phrases of each theme per text; shape (n_texts, n_cue_themes)."""
+    out = np.zeros((len(texts), len(_CUE_CODES)), dtype=np.float32)
+    for i, text in enumerate(texts):
+        tokens = [t.replace("'", "") for t in _TOKEN.findall(text.lower())]
+        row = out[i]
+        for k, tok in enumerate(tokens):
+            for j in _token_themes(tok):
+                row[j] += 1
+            if tok in _PHRASE_FIRST:
+                for n in (2, 3, 4):
+                    hit = _PHRASE_INDEX.get(" ".join(tokens[k:k + n]))
+                    if hit:
+                        for j in hit:
+                            row[j] += 1
+    return out
+
+
+class ThemeCues(TransformerMixin, BaseEstimator):
+    """Stateless transformer: log-scaled counts of each theme's cue vocabulary, times ``weight``.
+
+    ``weight`` sets how loud the cues are next to thousands of TF-IDF columns under the same
+    regularisation.
+    """
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        tags.requires_fit = False
+        return tags
+
+    def fit(self, X: Any, y: Any = None) -> ThemeCues:
+        """Record the input width; nothing is learned."""
+        as_texts(X)
+        self.n_features_in_ = _n_columns(X)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Cue features of the texts, shape (n_texts, n_themes)."""
+        texts = as_texts(X)
+        return np.log1p(cue_counts(texts)) * np.float32(self.weight)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``cue__<theme code>`` per column."""
+        return np.asarray([f"cue__{c}" for c in _CUE_CODES], dtype=object)
+
+
 def text_features(word_ngram_range: tuple[int, int] = (1, 2),
                   char_ngram_range: tuple[int, int] = (2, 5),
-                  max_features: int | None = 60000) -> FeatureUnion:
-    """TF-IDF of words and of characters within word boundaries, side by side."""
+                  max_features: int | None = 60000, cue_weight: float = 1.0) -> FeatureUnion:
+    """TF-IDF of words and of characters within word boundaries, plus theme cue counts, side by side."""
     # sublinear_tf: a long answer repeating "police" is not more about the police than a short one.
     word = TfidfVectorizer(
         analyzer="word", ngram_range=word_ngram_range, sublinear_tf=True, min_df=1,
@@ -112,7 +284,10 @@ def text_features(word_ngram_range: tuple[int, int] = (1, 2),
         analyzer="char_wb", ngram_range=char_ngram_range, sublinear_tf=True, min_df=2,
         lowercase=True, max_features=max_features, dtype=np.float32,
     )
-    return FeatureUnion([("word", word), ("char", char)])
+    parts: list[tuple[str, Any]] = [("word", word), ("char", char)]
+    if cue_weight:
+        parts.append(("cues", ThemeCues(weight=cue_weight)))
+    return FeatureUnion(parts)
 
 
 def tune_thresholds(scores: np.ndarray, Y: np.ndarray, grid: Sequence[float] | None = None,
@@ -155,6 +330,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         N-gram ranges of the word and ``char_wb`` TF-IDF.
     max_features : int or None
         Vocabulary cap per vectoriser (bounds memory and prediction time).
+    cue_weight : float
+        Scale of the theme cue-vocabulary features (:class:`ThemeCues`); 0 leaves them out.
     threshold_cv : int
         Folds of the cross-validation that chooses per-theme thresholds; 0 or 1 keeps 0.5.
     random_state : int
@@ -167,13 +344,14 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, classes: Sequence[str] | None = None, C: float = 8.0,
                  class_weight: str | None = "balanced", word_ngram_range: tuple[int, int] = (1, 2),
                  char_ngram_range: tuple[int, int] = (2, 5), max_features: int | None = 60000,
-                 threshold_cv: int = 5, random_state: int = 0) -> None:
+                 cue_weight: float = 1.0, threshold_cv: int = 5, random_state: int = 0) -> None:
         self.classes = classes
         self.C = C
         self.class_weight = class_weight
         self.word_ngram_range = word_ngram_range
         self.char_ngram_range = char_ngram_range
         self.max_features = max_features
+        self.cue_weight = cue_weight
         self.threshold_cv = threshold_cv
         self.random_state = random_state
 
@@ -191,7 +369,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def _make_pipeline(self) -> Pipeline:
         base = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=2000, solver="liblinear")
         return Pipeline([
-            ("features", text_features(self.word_ngram_range, self.char_ngram_range, self.max_features)),
+            ("features", text_features(self.word_ngram_range, self.char_ngram_range, self.max_features,
+                                      self.cue_weight)),
             ("clf", OneVsRestClassifier(base)),
         ])
 

@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from access import audit
 from access.keys import Principal
 from access.policy import client_address, policy
-from surveys import importing, services
+from surveys import importing, responses, services
 from surveys.schemas import (
     ImportSummary,
     OrganisationRead,
@@ -176,5 +176,31 @@ class ReferralController(Controller):
         result = await importing.import_referrals(await data.read(), data.filename or "", only_provider=only)
         await audit.record(
             "referral.import", principal, client=client_address(request), detail=result.as_dict()
+        )
+        return ImportSummary(**result.as_dict())
+
+
+class ResponseController(Controller):
+    path = "/api/v1/responses"
+    tags = ["responses"]
+
+    @post(
+        "/import",
+        operation_id="importResponses",
+        opt=policy("provider", "opcc", "admin", scoped=True),
+        status_code=HTTP_200_OK,
+        request_max_body_size=MAX_FILE_BYTES,
+    )
+    async def import_responses(
+        self, request: Request, data: Upload, principal: NamedDependency[Principal]
+    ) -> ImportSummary:
+        """Store historical (paper or phone) responses from a CSV or XLSX file, all or nothing.
+
+        Re-importing the same rows stores nothing twice.
+        """
+        only = principal.organisation_code if principal.role == "provider" else None
+        result = await responses.import_responses(await data.read(), data.filename or "", only_provider=only)
+        await audit.record(
+            "response.import", principal, client=client_address(request), detail=result.as_dict()
         )
         return ImportSummary(**result.as_dict())

@@ -25,11 +25,23 @@ ORGANISATIONS = (
 
 # Shares of the general service's referrals by crime code (seed: theft ~50%, violence ~32% ...).
 GENERAL_CRIME_MIX = {
-    "theft_other": 0.18, "theft_person": 0.04, "burglary_residential": 0.12, "burglary_business": 0.03,
-    "vehicle": 0.06, "violence_without_injury": 0.18, "violence_with_injury": 0.12,
-    "stalking_harassment": 0.06, "criminal_damage_arson": 0.08, "fraud_cyber": 0.04, "hate_incident": 0.03,
-    "robbery": 0.02, "asb": 0.02, "road_traffic": 0.005, "homicide": 0.0005, "other": 0.0045,
-}  # fmt: skip
+    "theft_other": 0.18,
+    "theft_person": 0.04,
+    "burglary_residential": 0.12,
+    "burglary_business": 0.03,
+    "vehicle": 0.06,
+    "violence_without_injury": 0.18,
+    "violence_with_injury": 0.12,
+    "stalking_harassment": 0.06,
+    "criminal_damage_arson": 0.08,
+    "fraud_cyber": 0.04,
+    "hate_incident": 0.03,
+    "robbery": 0.02,
+    "asb": 0.02,
+    "road_traffic": 0.005,
+    "homicide": 0.0005,
+    "other": 0.0045,
+}
 SAV_CRIME_MIX = {"rape": 0.34, "other_sexual": 0.66}
 AGE_BANDS = {
     "0-17": 0.08,
@@ -245,4 +257,162 @@ async def load_demo(plan: DemoPlan, on_progress: Callable[[str, int], None] | No
     created, updated = await upsert_referrals(records)
     if on_progress:
         on_progress("referrals stored", len(records))
-    return {"referrals": len(records), "created": created, "updated": updated}
+    responses = await load_demo_responses(plan)
+    if on_progress:
+        on_progress("responses stored", responses)
+    return {"referrals": len(records), "created": created, "updated": updated, "responses": responses}
+
+
+# Made-up free-text answers for the demo (the project's own words), so the text pipeline has material.
+DEMO_BARRIERS = (
+    "I didn't know there was any help until months later.",
+    "The police took ages to ring me back and I felt like I was wasting their time.",
+    "I work shifts so I could never make the appointments.",
+    "I felt stupid for needing help, it was only a break in.",
+    "The bus to town costs too much and there is only one a day from our village.",
+    "Nobody told me what was happening with my case.",
+    "I was scared they wouldn't believe me.",
+    "The waiting list for counselling was six months.",
+    "Nothing, the support worker rang me the next day.",
+    "I had to tell my story again to every new person.",
+    "No internet at home so the online forms were no good.",
+    "Childcare. I have three kids and no one to watch them.",
+)
+DEMO_GAPS = (
+    "I needed counselling and couldn't get it.",
+    "Help to move house, I still live round the corner from him.",
+    "Someone to keep me updated about the court date.",
+    "Support after the trial ended, it just stopped.",
+    "Money to replace the door and the locks.",
+    "Nothing really, I got what I needed.",
+    "Help for my children, they saw everything.",
+    "Someone to talk to at night when it's worst.",
+)
+DEMO_COMMENTS = (
+    "My worker was brilliant, she listened and never judged me.",
+    "Thank you for everything.",
+    "I felt fobbed off by the police but the charity was great.",
+    "It helped me feel safe at home again.",
+    "Too many different people rang me about the same thing.",
+    "Kind people but it ended too soon.",
+)
+SATISFACTION_WEIGHTS = {
+    "completely_satisfied": 0.22,
+    "very_satisfied": 0.3,
+    "fairly_satisfied": 0.2,
+    "neither": 0.1,
+    "fairly_dissatisfied": 0.08,
+    "very_dissatisfied": 0.06,
+    "completely_dissatisfied": 0.04,
+}
+AREAS = ("cope", "safety", "health", "informed", "cjs", "recover")
+
+
+def _state_answer(rng: random.Random, mean: float) -> int | None:
+    if rng.random() < 0.04:
+        return None  # "prefer not to say" or skipped
+    return max(1, min(5, round(rng.gauss(mean, 1.0))))
+
+
+def generate_responses(
+    plan: DemoPlan, episodes: list[dict[str, Any]], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Baseline, exit and follow-up responses for the demo's episodes: some partial, some by phone.
+
+    Tuned so that about 6 in 10 say the support helped them cope and about 4 in 10 that it helped them
+    recover, as the Crime Survey found nationally.
+    """
+    rng = random.Random(plan.seed + 1)
+    out: list[dict[str, Any]] = []
+
+    def response(ep: dict[str, Any], wave: str, day: dt.date, answers: dict[str, Any]) -> None:
+        when = dt.datetime.combine(day, dt.time(rng.randint(9, 20), rng.randint(0, 59)), dt.UTC)
+        partial = rng.random() < 0.08
+        if when > now:
+            return
+        out.append(
+            {
+                "referral": ep["id"],
+                "wave": wave,
+                "completed_at": None if partial else when,
+                "mode": _pick(rng, {"web": 0.7, "phone": 0.25, "paper": 0.05}),
+                **answers,
+            }
+        )
+
+    for ep in episodes:
+        if not ep["consent_to_survey"] or ep["support_start"] is None:
+            continue
+        gain = rng.gauss(0.7, 0.9)
+        baseline = {a: _state_answer(rng, 2.4) for a in AREAS}
+        if rng.random() < 0.6:
+            swem = [rng.randint(1, 4) for _ in range(7)]
+            baseline.update({f"swemwbs_{i + 1}": v for i, v in enumerate(swem)})
+        if rng.random() < 0.55:
+            response(ep, "baseline", ep["support_start"] + dt.timedelta(days=rng.randint(0, 10)), baseline)
+        end = ep["support_end"]
+        if end is None or rng.random() > 0.5:
+            continue
+        exit_answers: dict[str, Any] = {
+            a: (
+                None
+                if baseline[a] is None or rng.random() < 0.05
+                else max(1, min(5, round(baseline[a] + gain)))
+            )
+            for a in AREAS
+        }
+        helped_cope = "a_lot" if rng.random() < 0.33 else ("a_little" if rng.random() < 0.4 else "no")
+        helped_recover = "a_lot" if rng.random() < 0.18 else ("a_little" if rng.random() < 0.27 else "no")
+        for area in AREAS:
+            choice = rng.random()
+            exit_answers[f"helped_{area}"] = (
+                "na" if choice < 0.08 else "a_lot" if choice < 0.4 else "a_little" if choice < 0.65 else "no"
+            )
+        exit_answers["helped_cope"], exit_answers["helped_recover"] = helped_cope, helped_recover
+        exit_answers["satisfaction"] = _pick(rng, SATISFACTION_WEIGHTS)
+        rights = [r for r in range(1, 13) if rng.random() < 0.45]
+        exit_answers["rights_mask"] = sum(1 << (r - 1) for r in rights) if rng.random() < 0.9 else None
+        if "swemwbs_1" in baseline:
+            exit_answers.update(
+                {
+                    f"swemwbs_{i}": min(5, baseline[f"swemwbs_{i}"] + rng.choice((0, 0, 1)))
+                    for i in range(1, 8)
+                }
+            )
+        exit_answers["barriers_text"] = rng.choice(DEMO_BARRIERS) if rng.random() < 0.35 else None
+        exit_answers["gaps_text"] = rng.choice(DEMO_GAPS) if rng.random() < 0.3 else None
+        exit_answers["comments_text"] = rng.choice(DEMO_COMMENTS) if rng.random() < 0.25 else None
+        response(ep, "exit", end + dt.timedelta(days=rng.randint(0, 14)), exit_answers)
+        if rng.random() < 0.3:
+            follow = {a: exit_answers[a] for a in AREAS}
+            response(ep, "follow_up", end + dt.timedelta(days=90 + rng.randint(0, 20)), follow)
+    return out
+
+
+async def load_demo_responses(plan: DemoPlan) -> int:
+    """Generate and store the demo's responses (idempotent: the same seed stores each response once)."""
+    from surveys import db
+    from surveys.responses import STORED_COLUMNS, insert_responses, submission_key
+    from surveys.tables import Referral
+
+    episodes = (
+        await Referral.select(
+            Referral.id, Referral.support_start, Referral.support_end, Referral.consent_to_survey
+        )
+        .where(Referral.support_start.is_not_null())
+        .order_by(Referral.id)
+        .run()
+    )
+    now = dt.datetime.now(dt.UTC)
+    sqlite = db.is_sqlite()
+    records = []
+    for r in generate_responses(plan, episodes, now):
+        r = {**r, "instrument_version": "core-1", "created_at": now, "updated_at": now}
+        r["submission_key"] = submission_key(
+            {"demo": plan.seed, "referral": r["referral"], "wave": r["wave"]}
+        )
+        values = [r.get(c) for c in STORED_COLUMNS]
+        if sqlite:
+            values = [v.isoformat() if isinstance(v, dt.datetime) else v for v in values]
+        records.append(tuple(values))
+    return await insert_responses(records)

@@ -4,12 +4,12 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
-from surveys.tables import Organisation, Referral, Response
+from surveys.tables import LinkItem, Organisation, Referral, Response, SurveyLink
 
 APP_CONFIG = AppConfig(
     app_name="surveys",
     migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
-    table_classes=[Organisation, Referral, Response],
+    table_classes=[Organisation, Referral, Response, SurveyLink, LinkItem],
     migration_dependencies=[],
     commands=[],
 )

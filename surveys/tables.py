@@ -104,3 +104,32 @@ class Response(Table):
     extra_answers = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class SurveyLink(Table):
+    """A survey link (`/s/{token}`): one person, one or more (referral, wave) items to ask about.
+
+    Only the SHA-256 of the token is stored. The link is dead once completed or expired. `answers` holds
+    the page-by-page answers so far (JSON), so a person resumes on any device where they left off.
+    """
+
+    token_hash = Varchar(length=64, null=False, unique=True)
+    person_key = Varchar(length=64, null=False, index=True)
+    instrument_version = Varchar(length=40, null=False, default="core-1")
+    scales = Varchar(length=200, null=False, default="")  # optional scales switched on, comma-separated
+    mode = Varchar(length=10, null=False, default="web")  # web | phone
+    lang = Varchar(length=2, null=False, default="en")
+    answers = Text(null=False, default="{}")
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(null=False)
+    opened_at = Timestamptz(null=True, default=None)
+    completed_at = Timestamptz(null=True, default=None)
+
+
+class LinkItem(Table):
+    """One (referral, wave) a link asks about; a combined survey has one item per provider's wave."""
+
+    link = ForeignKey(references=SurveyLink, on_delete=OnDelete.cascade, null=False, index=True)
+    referral = ForeignKey(references=Referral, on_delete=OnDelete.restrict, null=False, index=True)
+    wave = Varchar(length=10, null=False)
+    response = ForeignKey(references=Response, on_delete=OnDelete.set_null, null=True, default=None)
