@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
+from access.controllers import DataProtectionController
 from access.policy import guard, provide_principal, public
 from surveys import db, services
 from surveys.controllers import OrganisationController, ReferralController, ResponseController
@@ -110,7 +111,14 @@ def create_app() -> Litestar:
         name="schema-assets",
     )  # fmt: skip
     return Litestar(
-        route_handlers=[health, OrganisationController, ReferralController, ResponseController, assets],
+        route_handlers=[
+            health,
+            OrganisationController,
+            ReferralController,
+            ResponseController,
+            DataProtectionController,
+            assets,
+        ],
         guards=[guard],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={

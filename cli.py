@@ -374,6 +374,120 @@ def keys_list() -> None:
     console.print(table)
 
 
+@app.command()
+def erase(
+    person_id: Annotated[str, typer.Option("--person-id", help="The referrer's identifier for the person.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a person from every table (referrals, answers, free text, links, contact ledger)."""
+    from access import audit
+    from access.erasure import erase_person
+
+    if not yes and not typer.confirm("Erase everything held about this person? This cannot be undone"):
+        raise typer.Exit(1)
+
+    async def go() -> dict[str, int]:
+        counts = await erase_person(person_id)
+        await audit.record("person.erase", actor="cli", detail={"rows": counts})
+        return counts
+
+    counts = run(go)
+    if not counts:
+        console.print("nothing is held about this person")
+    for table, count in counts.items():
+        console.print(f"{table}: {count} row(s) erased")
+
+
+@app.command("subject-access")
+def subject_access(
+    person_id: Annotated[str, typer.Option("--person-id", help="The referrer's identifier for the person.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Write the JSON here instead of standard output.")
+    ] = None,
+) -> None:
+    """Export everything held about a person as JSON (a subject access request)."""
+    import json
+
+    from access import audit
+    from access.erasure import subject_access as collect
+
+    async def go() -> dict[str, Any]:
+        found = await collect(person_id)
+        await audit.record(
+            "person.subject_access",
+            actor="cli",
+            detail={"tables": {k: len(v) for k, v in found["tables"].items()}},
+        )
+        return found
+
+    text = json.dumps(run(go), indent=2, ensure_ascii=False)
+    if output:
+        output.write_text(text)
+        err.print(f"written to {output}")
+    else:
+        print(text)
+
+
+@app.command()
+def retention(
+    now: Annotated[str | None, typer.Option(help="Act as if today were this date (YYYY-MM-DD).")] = None,
+    answer_years: Annotated[int, typer.Option(help="Pseudonymise answers older than this many years.")] = 6,
+) -> None:
+    """Delete contact details whose purpose has ended and pseudonymise old answers."""
+    import datetime as dt
+
+    from access import audit
+    from access.erasure import erase_spent_contact_details, pseudonymise_old_answers
+
+    try:
+        today = dt.date.fromisoformat(now) if now else dt.date.today()
+    except ValueError:
+        fail(f"--now must be a date YYYY-MM-DD, got {now!r}")
+
+    async def go() -> tuple[int, int]:
+        contacts = await erase_spent_contact_details(today)
+        old = await pseudonymise_old_answers(today, answer_years)
+        await audit.record(
+            "retention.run", actor="cli", detail={"contacts_erased": contacts, "pseudonymised": old}
+        )
+        return contacts, old
+
+    contacts, old = run(go)
+    console.print(
+        f"contact details erased on {contacts:,} referral(s); {old:,} old referral(s) pseudonymised"
+    )
+
+
+@app.command("audit")
+def audit_log(
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. referral.read")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor, e.g. key:vop_AbCdEfGh")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
+    output_format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Query the audit trail, newest first."""
+    import json
+
+    from access import audit
+
+    rows = run(lambda: audit.query(action=action, actor=actor, limit=limit))
+    if output_format == "json":
+        print(json.dumps(rows, default=str, indent=1))
+        return
+    table = Table("at (UTC)", "actor", "role", "org", "action", "subject", "client")
+    for r in rows:
+        table.add_row(
+            str(r["at"])[:19],
+            r["actor"],
+            r["role"],
+            r["organisation"],
+            r["action"],
+            f"{r['subject_type']} {r['subject_id']}".strip(),
+            r["client"],
+        )
+    console.print(table)
+
+
 def main() -> None:
     """Entry point of the `vop` console script."""
     try:
