@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_42
 
 from access.controllers import DataProtectionController
 from access.policy import guard, provide_principal, public
+from outcomes.controllers import MetricsController
 from surveys import db, services
 from surveys.controllers import OrganisationController, ReferralController, ResponseController
 from surveys.schemas import Health
@@ -117,6 +118,7 @@ def create_app() -> Litestar:
             ReferralController,
             ResponseController,
             DataProtectionController,
+            MetricsController,
             assets,
         ],
         guards=[guard],

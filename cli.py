@@ -374,6 +374,72 @@ def keys_list() -> None:
     console.print(table)
 
 
+class MetricsFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def metrics(
+    period: Annotated[str, typer.Option(help="2025-26, 2025-26-H2, 2025-26-Q3 or 2025-07-01..2025-09-30")],
+    by: Annotated[str, typer.Option(help="Breakdowns, comma-separated, e.g. provider,crime_group")] = "",
+    provider: Annotated[str | None, typer.Option(help="Only this provider's clients.")] = None,
+    output_format: Annotated[
+        MetricsFormat, typer.Option("--format", help="table, json or csv")
+    ] = MetricsFormat.table,
+) -> None:
+    """Compute every figure of the metrics contract (unsuppressed: for the OPCC and providers' own use)."""
+    import json
+
+    from outcomes.services import compute_metrics
+
+    attrs = [b.strip() for b in by.split(",") if b.strip()]
+
+    async def go() -> dict[str, Any]:
+        try:
+            return await compute_metrics(period, attrs, provider)
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
+
+    result = run(go)
+    if output_format is MetricsFormat.json:
+        print(json.dumps(result, indent=1))
+    elif output_format is MetricsFormat.csv:
+        from exports.csv_export import metrics_to_csv
+
+        sys.stdout.write(metrics_to_csv(result, suppress=False))
+    else:
+        show_metrics(result)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        if value.get("pct") is None:
+            return f"{value['numerator']}/{value['denominator']}"
+        low, high = value["ci95"]
+        return f"{value['pct']:.1f}% ({value['numerator']}/{value['denominator']}; {low:.1f}-{high:.1f})"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def show_metrics(result: dict[str, Any]) -> None:
+    period = result["period"]
+    groups = result["groups"][:12]
+    table = Table(title=f"{period['code']} ({period['start']} to {period['end']})", title_justify="left")
+    table.add_column("metric")
+    for g in groups:
+        table.add_column(", ".join(f"{k}={v}" for k, v in g["by"].items()) or "whole area", justify="right")
+    for name in result["groups"][0]["metrics"]:
+        table.add_row(name, *(_cell(g["metrics"].get(name)) for g in groups))
+    console.print(table)
+    if len(result["groups"]) > len(groups):
+        err.print(
+            f"showing {len(groups)} of {len(result['groups'])} groups; use --format json or csv for all"
+        )
+
+
 @app.command()
 def erase(
     person_id: Annotated[str, typer.Option("--person-id", help="The referrer's identifier for the person.")],
