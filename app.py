@@ -8,16 +8,18 @@ from typing import Any
 import openapi_ui_bundles.swagger_ui as swagger_ui
 from litestar import Litestar, Request, Response, Router, get
 from litestar.di import Provide
-from litestar.logging.config import StructLoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
+from access import logging as access_logging
 from access.controllers import DataProtectionController
 from access.policy import guard, provide_principal, public
+from exports.controllers import ExportController
 from outcomes.controllers import MetricsController
+from settings import get_settings
 from surveys import db, services
 from surveys.controllers import OrganisationController, ReferralController, ResponseController
 from surveys.schemas import Health
@@ -111,7 +113,7 @@ def create_app() -> Litestar:
         path=ASSETS, directories=[swagger_ui.static_path], opt=public(), include_in_schema=False,
         name="schema-assets",
     )  # fmt: skip
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             OrganisationController,
@@ -119,6 +121,7 @@ def create_app() -> Litestar:
             ResponseController,
             DataProtectionController,
             MetricsController,
+            ExportController,
             assets,
         ],
         guards=[guard],
@@ -132,8 +135,9 @@ def create_app() -> Litestar:
         openapi_config=openapi_config(),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
-        logging_config=StructLoggingConfig(
-            log_exceptions="always", disable_stack_trace={400, 401, 403, 404, 405, 409, 413, 422, 429}
-        ),
+        # JSON logs scrubbed of personal data; 4xx without stack traces (access/logging.py).
+        logging_config=access_logging.logging_config(get_settings().log_level),
         request_max_body_size=1024 * 1024,
     )
+    access_logging.install(app)  # around routing, so that 404 and 405 answers are logged too
+    return app

@@ -30,9 +30,11 @@ app = typer.Typer(
 orgs_app = typer.Typer(help="Organisations: providers and the commissioner.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: one per organisation and role, shown once.", no_args_is_help=True)
 import_app = typer.Typer(help="Import CSV or XLSX files (all or nothing).", no_args_is_help=True)
+export_app = typer.Typer(help="Export workbooks and CSV (with disclosure control).", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -438,6 +440,86 @@ def show_metrics(result: dict[str, Any]) -> None:
         err.print(
             f"showing {len(groups)} of {len(result['groups'])} groups; use --format json or csv for all"
         )
+
+
+def _write_export(content: bytes | str, output: Path) -> None:
+    output.write_bytes(content.encode() if isinstance(content, str) else content)
+    console.print(f"written {output} ({output.stat().st_size:,} bytes)")
+
+
+@export_app.command("moj-return")
+def export_moj_return(
+    period: Annotated[str, typer.Option(help="e.g. 2025-26")],
+    template: Annotated[
+        Path | None, typer.Option(help="Another layout file (TOML) instead of the default.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="File to write (default moj-return-PERIOD.xlsx).")
+    ] = None,
+) -> None:
+    """The MoJ outcomes and outputs return as an Excel workbook."""
+    from access import audit
+    from exports.services import moj_return
+
+    if template is not None and not template.exists():
+        fail(f"no such layout file: {template}")
+
+    async def go() -> bytes:
+        try:
+            content = await moj_return(period, template)
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
+        await audit.record("export.moj_return", actor="cli", detail={"period": period})
+        return content
+
+    _write_export(run(go), output or Path(f"moj-return-{period}.xlsx"))
+
+
+@export_app.command("provider-report")
+def export_provider_report(
+    provider: Annotated[str, typer.Option(help="Provider code, e.g. VS")],
+    period: Annotated[str, typer.Option(help="The last quarter or year of the report, e.g. 2025-26-Q4")],
+    output: Annotated[Path | None, typer.Option(help="File to write.")] = None,
+) -> None:
+    """A provider's outcome improvement over the last 8 quarters, against all providers."""
+    from access import audit
+    from exports.services import provider_report
+
+    async def go() -> bytes:
+        try:
+            content = await provider_report(provider, period)
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
+        await audit.record(
+            "export.provider_report", actor="cli", detail={"period": period, "provider": provider}
+        )
+        return content
+
+    _write_export(run(go), output or Path(f"provider-report-{provider}-{period}.xlsx"))
+
+
+@export_app.command("csv")
+def export_csv(
+    period: Annotated[str, typer.Option(help="e.g. 2025-26")],
+    by: Annotated[str, typer.Option(help="Breakdowns, comma-separated")] = "",
+    output: Annotated[Path | None, typer.Option(help="File to write (default: standard output).")] = None,
+) -> None:
+    """Any metrics table in tidy CSV form, with disclosure control."""
+    from exports.services import metrics_csv
+
+    attrs = [b.strip() for b in by.split(",") if b.strip()]
+
+    async def go() -> str:
+        try:
+            return await metrics_csv(period, attrs)
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
+
+    text = run(go)
+    if output:
+        _write_export(text, output)
+    else:
+        sys.stdout.write(text)
 
 
 @app.command()
