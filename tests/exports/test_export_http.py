@@ -1,4 +1,4 @@
-"""Downloads over HTTP and the CLI: the right content type, file name and audience; figures from the engine."""
+"""Downloads over HTTP and the CLI: right content type, file name and audience; figures from the engine."""
 
 from __future__ import annotations
 
