@@ -17,11 +17,15 @@ from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_42
 from access import logging as access_logging
 from access.controllers import DataProtectionController
 from access.policy import guard, provide_principal, public
-from exports.controllers import ExportController
+from analysis.controllers import AlertController, ReviewController
+from exports.controllers import ExportController, VrgController
 from outcomes.controllers import MetricsController
 from settings import get_settings
 from surveys import db, services
 from surveys.controllers import OrganisationController, ReferralController, ResponseController
+from surveys.pages import route_handlers as survey_page_handlers
+from surveys.pages import template_config as survey_template_config
+from surveys.pages.assets import install_on_startup as install_survey_assets
 from surveys.schemas import Health
 from surveys.tabular import FileRejected
 
@@ -122,8 +126,13 @@ def create_app() -> Litestar:
             DataProtectionController,
             MetricsController,
             ExportController,
+            VrgController,
+            AlertController,
+            ReviewController,
             assets,
+            *survey_page_handlers(),
         ],
+        template_config=survey_template_config(),
         guards=[guard],
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={
@@ -133,7 +142,7 @@ def create_app() -> Litestar:
             services.NotFound: not_found,
         },
         openapi_config=openapi_config(),
-        on_startup=[on_startup],
+        on_startup=[on_startup, install_survey_assets],
         on_shutdown=[on_shutdown],
         # JSON logs scrubbed of personal data; 4xx without stack traces (access/logging.py).
         logging_config=access_logging.logging_config(get_settings().log_level),

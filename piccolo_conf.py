@@ -13,5 +13,6 @@ APP_REGISTRY = AppRegistry(
     apps=[
         "access.piccolo_app",
         "surveys.piccolo_app",
+        "analysis.piccolo_app",
     ]
 )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
@@ -103,3 +104,43 @@ class ExportController(Controller):
             "export.csv", principal, client=client_address(request), detail={"period": period, "by": attrs}
         )
         return _download(content, "text/csv; charset=utf-8", f"metrics-{period}.csv")
+
+
+class ThemeRead(msgspec.Struct):
+    """One theme for the Victim Reference Group: counts suppressed, text only where 5+ people said it."""
+
+    code: str
+    name: str
+    answers: int | str
+    victims: int | str
+    previous_answers: int | str
+    trend: Literal["up", "down", "same", "new", "[c]"]
+    examples: list[str]
+
+
+class ThemesRead(msgspec.Struct):
+    period: str
+    previous_period: str
+    themes: list[ThemeRead]
+
+
+class VrgController(Controller):
+    path = "/api/v1/vrg"
+    tags = ["victim reference group"]
+
+    @get("/themes", operation_id="vrgThemes", opt=policy("vrg", "opcc", "admin"))
+    async def themes(
+        self, request: Request, principal: NamedDependency[Principal], period: Period
+    ) -> ThemesRead:
+        """Themes of victims' own words for a period, with trend against the previous period.
+
+        Counts of 1-4 are shown as [c]; redacted example answers only for themes 5+ people raised.
+        """
+        try:
+            view = await services.vrg_themes(period)
+        except ValueError as exc:
+            raise ValidationException(str(exc)) from None
+        await audit.record(
+            "vrg.themes.read", principal, client=client_address(request), detail={"period": period}
+        )
+        return msgspec.convert(view, ThemesRead)

@@ -6,9 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from analysis import services as analysis
+from analysis.codebook import load_codebook
 from exports.csv_export import metrics_to_csv
+from exports.disclosure import SUPPRESSED, suppress_count, themes_visible
 from exports.moj_return import build_moj_return, required_breakdowns
 from exports.provider_report import build_provider_report, required_calls
+from outcomes.periods import parse_period, previous_period
 from outcomes.services import compute_metrics
 from settings import get_settings
 
@@ -61,3 +65,44 @@ async def metrics_csv(period: str, by: list[str], provider: str | None = None) -
     """Any metrics table in tidy form, with disclosure control applied."""
     result = await compute_metrics(period, by, provider)
     return metrics_to_csv(result, suppress=True, threshold=get_settings().suppression_threshold)
+
+
+async def vrg_themes(period: str, examples_per_theme: int = 5) -> dict[str, Any]:
+    """Themes for the VRG: counts under disclosure control, trend, and redacted examples only for themes
+    with at least 5 distinct victims in the view."""
+    current = parse_period(period)
+    before = previous_period(current)
+    now = await analysis.theme_counts(current.start, current.end)
+    then = await analysis.theme_counts(before.start, before.end)
+    threshold = get_settings().suppression_threshold
+    visible = set(themes_visible({t: c["victims"] for t, c in now.items()}))
+    codebook = load_codebook()
+    themes = []
+    for theme in codebook.themes:
+        count = now.get(theme.code, {"answers": 0, "victims": 0})
+        previous = then.get(theme.code, {"answers": 0})["answers"]
+        shown, shown_before = suppress_count(count["answers"], threshold), suppress_count(previous, threshold)
+        if SUPPRESSED in (shown, shown_before):
+            trend = SUPPRESSED
+        elif previous == 0:
+            trend = "new" if count["answers"] else "same"
+        else:
+            trend = "up" if count["answers"] > previous else "down" if count["answers"] < previous else "same"
+        texts = []
+        if theme.code in visible:
+            texts = [
+                e["text"]
+                for e in await analysis.examples(theme.code, current.start, current.end, examples_per_theme)
+            ]
+        themes.append(
+            {
+                "code": theme.code,
+                "name": theme.name,
+                "answers": shown,
+                "victims": suppress_count(count["victims"], threshold),
+                "previous_answers": shown_before,
+                "trend": trend,
+                "examples": texts,
+            }
+        )
+    return {"period": current.code, "previous_period": before.code, "themes": themes}

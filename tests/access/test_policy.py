@@ -35,6 +35,7 @@ def test_every_route_declares_a_policy() -> None:
 def concrete(path: str) -> str:
     """A path with its parameters filled: the owning provider's referral where one is named."""
     path = path.replace("{provider:str}", "VS").replace("{referral_id:str}", "R1")
+    path = re.sub(r"\{[^}]+:int\}", "1", path)
     return re.sub(r"\{[^}]+\}", "x", path)
 
 
