@@ -31,10 +31,14 @@ orgs_app = typer.Typer(help="Organisations: providers and the commissioner.", no
 keys_app = typer.Typer(help="API keys: one per organisation and role, shown once.", no_args_is_help=True)
 import_app = typer.Typer(help="Import CSV or XLSX files (all or nothing).", no_args_is_help=True)
 export_app = typer.Typer(help="Export workbooks and CSV (with disclosure control).", no_args_is_help=True)
+text_app = typer.Typer(
+    help="Victims' own words: redaction, sentiment, themes, safeguarding.", no_args_is_help=True
+)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.add_typer(text_app, name="text")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -520,6 +524,73 @@ def export_csv(
         _write_export(text, output)
     else:
         sys.stdout.write(text)
+
+
+@text_app.command("run")
+def text_run(
+    period: Annotated[str | None, typer.Option(help="Only answers completed in this period.")] = None,
+    reprocess: Annotated[bool, typer.Option(help="Analyse again answers already analysed.")] = False,
+) -> None:
+    """Analyse stored free-text answers (redaction, sentiment, themes, safeguarding alerts)."""
+    from analysis.services import process
+
+    window = None
+    if period:
+        from outcomes.periods import parse_period
+
+        try:
+            p = parse_period(period)
+        except ValueError as exc:
+            fail(str(exc))
+        window = (p.start, p.end)
+
+    async def go() -> dict[str, int]:
+        with progress() as bar:
+            task = bar.add_task("analysing answers", total=None)
+            return await process(window, reprocess, on_progress=lambda n, _: bar.update(task, completed=n))
+
+    counts = run(go)
+    console.print(
+        f"{counts['answers']:,} answers analysed; {counts['alerts']:,} safeguarding alert(s) raised"
+    )
+
+
+@text_app.command("classify")
+def text_classify(
+    file: Annotated[
+        Path | None, typer.Argument(help='JSON lines {"id", "text"}; standard input if absent.')
+    ] = None,
+) -> None:
+    """Classify any comments: JSON lines in, JSON lines {id, redacted, sentiment, themes, safeguarding} out.
+
+    Runs on this machine only and stores nothing, so an analyst can use it on any spreadsheet of comments.
+    """
+    import json
+
+    from analysis.services import analyser
+
+    source = file.open(encoding="utf-8") if file else sys.stdin
+    items = []
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            items.append((item["id"], str(item["text"])))
+        except (ValueError, KeyError, TypeError):
+            fail(f'line {number}: expected a JSON object with "id" and "text"')
+    pipeline = analyser()
+    for start in range(0, len(items), 1000):
+        chunk = items[start : start + 1000]
+        for (ident, _), found in zip(chunk, pipeline.analyse([t for _, t in chunk]), strict=True):
+            out = {
+                "id": ident,
+                "redacted": found["redacted"],
+                "sentiment": found["sentiment"],
+                "themes": found["themes"],
+                "safeguarding": bool(found["safeguarding"]),
+            }
+            print(json.dumps(out, ensure_ascii=False))
 
 
 @app.command()
