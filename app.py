@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -102,11 +104,26 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
+def background_jobs() -> list[Callable[[asyncio.Event], Awaitable[None]]]:
+    """Loops that run beside the server: text analysis (and the schedule and outbox, once wired)."""
+    from analysis.services import run_background as analyse_texts
+
+    return [analyse_texts]
+
+
 async def on_startup(app: Litestar) -> None:
     app.state.opened_pool = await db.start()
+    app.state.stop = asyncio.Event()
+    app.state.jobs = []
+    if get_settings().background_jobs:
+        app.state.jobs = [asyncio.create_task(job(app.state.stop)) for job in background_jobs()]
 
 
 async def on_shutdown(app: Litestar) -> None:
+    app.state.stop.set()
+    for job in app.state.jobs:
+        job.cancel()
+    await asyncio.gather(*app.state.jobs, return_exceptions=True)
     if app.state.get("opened_pool"):
         await db.stop()
 

@@ -38,6 +38,7 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8000"
     rate_limit_failures_per_minute: int = 20
     log_level: str = "INFO"
+    background_jobs: bool = True
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -117,6 +118,7 @@ def load_settings() -> Settings:
         public_base_url=os.environ.get("VOP_PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         rate_limit_failures_per_minute=_int("VOP_RATE_LIMIT_FAILURES", 20),
         log_level=os.environ.get("VOP_LOG_LEVEL", "INFO"),
+        background_jobs=os.environ.get("VOP_BACKGROUND_JOBS", "true").lower() != "false",
         notes=notes,
     )
 

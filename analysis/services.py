@@ -7,6 +7,7 @@ keeps answering while a batch is analysed. Only redacted text is stored here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -304,3 +305,19 @@ async def decide_topic(topic_id: int, status: str, name: str, actor: str) -> boo
         .run()
     )
     return bool(rows)
+
+
+async def run_background(stop: asyncio.Event, every_seconds: float = 30.0) -> None:
+    """While the server runs: analyse newly stored answers soon after they arrive."""
+    import logging
+
+    log = logging.getLogger("vop.analysis")
+    while not stop.is_set():
+        try:
+            counts = await process()
+            if counts["answers"]:
+                log.info("text analysed", extra={"answers": counts["answers"], "alerts": counts["alerts"]})
+        except Exception:  # a failing batch must not stop the loop; it is retried on the next turn
+            log.exception("text analysis failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_seconds)
