@@ -254,7 +254,7 @@ async def load_demo(plan: DemoPlan, on_progress: Callable[[str, int], None] | No
         numbers=list(range(2, len(rows) + 2)), columns={c: [r[c] for r in rows] for c in REFERRAL_READERS}
     )
     records = referral_records(parsed, await provider_ids(), None, for_sqlite=db.is_sqlite())
-    created, updated = await upsert_referrals(records)
+    created, updated = await upsert_referrals([records])
     if on_progress:
         on_progress("referrals stored", len(records))
     responses = await load_demo_responses(plan)

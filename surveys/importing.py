@@ -8,8 +8,9 @@ because a year of referrals must load in seconds.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -149,9 +150,11 @@ def _duplicates(numbers: list[int], keys: list[Any], column: str) -> list[Proble
 async def import_organisations(data: bytes, filename: str = "") -> ImportResult:
     """Create or update organisations from a file in the organisations format."""
     parsed = validate_columns(
-        read_table(data, filename), fields.ORGANISATION_READERS, fields.ORGANISATION_OPTIONAL,
+        read_table(data, filename),
+        fields.ORGANISATION_READERS,
+        fields.ORGANISATION_OPTIONAL,
         row_checks(fields.check_organisation, "kind", "service"),
-    )  # fmt: skip
+    )
     dupes = _duplicates(parsed.numbers, parsed.columns["code"], "code")
     rows = parsed.rows()
     if dupes:
@@ -186,11 +189,30 @@ async def import_organisations(data: bytes, filename: str = "") -> ImportResult:
 
 # Column order of the bulk write; the keyed hash and ciphertexts replace person_id and contact details.
 REFERRAL_DB_COLUMNS = (
-    "provider", "referral_id", "person_key", "referral_date", "source", "crime_type", "domestic_abuse",
-    "hate_crime", "repeat_victim", "age_band", "sex", "ethnicity", "disability", "status", "support_start",
-    "support_end", "contact_email_enc", "contact_phone_enc", "preferred_channel", "safe_to_contact",
-    "consent_to_survey", "created_at", "updated_at",
-)  # fmt: skip
+    "provider",
+    "referral_id",
+    "person_key",
+    "referral_date",
+    "source",
+    "crime_type",
+    "domestic_abuse",
+    "hate_crime",
+    "repeat_victim",
+    "age_band",
+    "sex",
+    "ethnicity",
+    "disability",
+    "status",
+    "support_start",
+    "support_end",
+    "contact_email_enc",
+    "contact_phone_enc",
+    "preferred_channel",
+    "safe_to_contact",
+    "consent_to_survey",
+    "created_at",
+    "updated_at",
+)
 _NOT_UPDATED = {"provider", "referral_id", "created_at"}
 
 
@@ -200,11 +222,10 @@ async def provider_ids() -> dict[str, tuple[int, str]]:
     return {r["code"]: (r["id"], r["kind"]) for r in rows}
 
 
-def referral_records(
-    parsed: Parsed, orgs: dict[str, tuple[int, str]], only_provider: str | None, *, for_sqlite: bool
-) -> list[tuple[Any, ...]]:
-    """Rows for the bulk write (in REFERRAL_DB_COLUMNS order, ready for the engine's driver), or
-    FileRejected for providers that are unknown or not the caller's, and ids repeated in the file."""
+def check_referral_providers(
+    parsed: Parsed, orgs: dict[str, tuple[int, str]], only_provider: str | None
+) -> None:
+    """FileRejected for providers that are unknown or not the caller's, and ids repeated in the file."""
     cols = parsed.columns
     problems: list[Problem] = []
     for number, code in zip(parsed.numbers, cols["provider"], strict=True):
@@ -220,47 +241,94 @@ def referral_records(
     if problems:
         problems.sort(key=lambda p: p.row)
         raise FileRejected(problems[:MAX_PROBLEMS_LISTED], len(problems))
+
+
+def referral_record_chunks(
+    parsed: Parsed, orgs: dict[str, tuple[int, str]], *, for_sqlite: bool, size: int = 10_000
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows for the bulk write (REFERRAL_DB_COLUMNS order, ready for the engine's driver), a chunk at a
+    time, so that hashing and encrypting one chunk overlaps the database writing the previous one."""
     keys = keyring()
     now = dt.datetime.now(dt.UTC)
-    n = len(parsed.numbers)
-
-    def dates(name: str) -> list[Any]:
-        # SQLite keeps dates as ISO text (as Piccolo does); asyncpg wants date objects.
-        return [d.isoformat() if d is not None else None for d in cols[name]] if for_sqlite else cols[name]
-
-    def flags(name: str) -> list[Any]:
-        return [int(v) for v in cols[name]] if for_sqlite else cols[name]
-
     stamp = now.isoformat() if for_sqlite else now
     org_id = {code: ident for code, (ident, _) in orgs.items()}
-    return list(
-        zip(
-            [org_id[c] for c in cols["provider"]], cols["referral_id"],
-            [keys.person_key(p) for p in cols["person_id"]], dates("referral_date"), cols["source"],
-            cols["crime_type"], flags("domestic_abuse"), flags("hate_crime"), flags("repeat_victim"),
-            cols["age_band"], cols["sex"], cols["ethnicity"], cols["disability"], cols["status"],
-            dates("support_start"), dates("support_end"), [keys.encrypt(e) for e in cols["contact_email"]],
-            [keys.encrypt(p) for p in cols["contact_phone"]], cols["preferred_channel"],
-            flags("safe_to_contact"), flags("consent_to_survey"), [stamp] * n, [stamp] * n,
-            strict=True,
+    total = len(parsed.numbers)
+    for start in range(0, total, size):
+        cols = {name: values[start : start + size] for name, values in parsed.columns.items()}
+        n = len(cols["provider"])
+
+        def dates(name: str, cols: dict[str, list[Any]] = cols) -> list[Any]:
+            # SQLite keeps dates as ISO text (as Piccolo does); asyncpg wants date objects.
+            return (
+                [d.isoformat() if d is not None else None for d in cols[name]] if for_sqlite else cols[name]
+            )
+
+        def flags(name: str, cols: dict[str, list[Any]] = cols) -> list[Any]:
+            return [int(v) for v in cols[name]] if for_sqlite else cols[name]
+
+        yield list(
+            zip(
+                [org_id[c] for c in cols["provider"]],
+                cols["referral_id"],
+                [keys.person_key(p) for p in cols["person_id"]],
+                dates("referral_date"),
+                cols["source"],
+                cols["crime_type"],
+                flags("domestic_abuse"),
+                flags("hate_crime"),
+                flags("repeat_victim"),
+                cols["age_band"],
+                cols["sex"],
+                cols["ethnicity"],
+                cols["disability"],
+                cols["status"],
+                dates("support_start"),
+                dates("support_end"),
+                [keys.encrypt(e) for e in cols["contact_email"]],
+                [keys.encrypt(p) for p in cols["contact_phone"]],
+                cols["preferred_channel"],
+                flags("safe_to_contact"),
+                flags("consent_to_survey"),
+                [stamp] * n,
+                [stamp] * n,
+                strict=True,
+            )
         )
-    )  # fmt: skip
 
 
-async def upsert_referrals(records: list[tuple[Any, ...]]) -> tuple[int, int]:
-    """Insert or update referrals by (provider, referral_id) in one transaction; (created, updated)."""
+def referral_records(
+    parsed: Parsed, orgs: dict[str, tuple[int, str]], only_provider: str | None, *, for_sqlite: bool
+) -> list[tuple[Any, ...]]:
+    """All rows for the bulk write at once (checked first)."""
+    check_referral_providers(parsed, orgs, only_provider)
+    return [row for chunk in referral_record_chunks(parsed, orgs, for_sqlite=for_sqlite) for row in chunk]
+
+
+async def upsert_referrals(chunks: Iterable[list[tuple[Any, ...]]]) -> tuple[int, int]:
+    """Insert or update referrals by (provider, referral_id) in one transaction; (created, updated).
+
+    While the driver writes one chunk (in its own thread on SQLite, on the server on PostgreSQL), the
+    next chunk is prepared: the writes and the hashing overlap.
+    """
     engine = db.current_engine()
     cols = ", ".join(REFERRAL_DB_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in REFERRAL_DB_COLUMNS if c not in _NOT_UPDATED)
     upsert = f"ON CONFLICT (provider, referral_id) DO UPDATE SET {updates}"
+    written = 0
     async with db.write_transaction() as tx:
         conn = tx.connection
         if db.is_sqlite(engine):
             count_before = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
             marks = ", ".join(db.placeholders(engine, len(REFERRAL_DB_COLUMNS)))
-            await conn.executemany(
-                f"INSERT INTO referral ({cols}) VALUES ({marks}) {upsert}", records
-            )
+            sql = f"INSERT INTO referral ({cols}) VALUES ({marks}) {upsert}"
+            writing: asyncio.Future[Any] | None = None
+            for chunk in chunks:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(conn.executemany(sql, chunk))
+                written += len(chunk)
+            if writing is not None:
+                await writing
             count_after = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
         else:
             count_before = await conn.fetchval("SELECT COUNT(*) FROM referral")
@@ -268,25 +336,30 @@ async def upsert_referrals(records: list[tuple[Any, ...]]) -> tuple[int, int]:
             await conn.execute(
                 "CREATE TEMP TABLE referral_incoming (LIKE referral INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-            await conn.copy_records_to_table(
-                "referral_incoming", records=records, columns=list(REFERRAL_DB_COLUMNS)
-            )
+            for chunk in chunks:
+                await conn.copy_records_to_table(
+                    "referral_incoming", records=chunk, columns=list(REFERRAL_DB_COLUMNS)
+                )
+                written += len(chunk)
             await conn.execute(f"INSERT INTO referral ({cols}) SELECT {cols} FROM referral_incoming {upsert}")
             count_after = await conn.fetchval("SELECT COUNT(*) FROM referral")
     created = count_after - count_before
-    return created, len(records) - created
+    return created, written - created
 
 
 async def import_referrals(data: bytes, filename: str = "", only_provider: str | None = None) -> ImportResult:
     """Create or update referrals from a file in the referrals format (all or nothing)."""
     table = read_table(data, filename)
     parsed = validate_columns(
-        table, fields.REFERRAL_READERS, fields.REFERRAL_OPTIONAL,
+        table,
+        fields.REFERRAL_READERS,
+        fields.REFERRAL_OPTIONAL,
         row_checks(fields.check_referral, "support_start", "support_end"),
-    )  # fmt: skip
-    records = referral_records(parsed, await provider_ids(), only_provider, for_sqlite=db.is_sqlite())
-    created, updated = await upsert_referrals(records)
-    return ImportResult(rows=len(records), created=created, updated=updated)
+    )
+    orgs = await provider_ids()
+    check_referral_providers(parsed, orgs, only_provider)
+    created, updated = await upsert_referrals(referral_record_chunks(parsed, orgs, for_sqlite=db.is_sqlite()))
+    return ImportResult(rows=len(parsed.numbers), created=created, updated=updated)
 
 
 __all__ = ["FileRejected", "ImportResult", "Problem", "Referral", "import_organisations", "import_referrals"]
