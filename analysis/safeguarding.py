@@ -10,7 +10,9 @@ a worker reading a false alarm, so the detector is built for recall:
 * **a classifier**: TF-IDF on words (1-2 grams) and characters (2-5 grams, which carry misspellings)
   feeding one logistic regression per category, trained on ``analysis/data/safeguarding_train.jsonl``;
 * an alert is raised when **any rule fires OR any category's probability reaches ``threshold``**
-  (low by default).
+  (0.3 by default: in 5-fold cross-validation on the training set the classifier alone caught 92% of
+  the disclosures at 0.3 and 97% at 0.2, and the rules close the gap; the held-out test set was not
+  used to choose it).
 
 Negation and resolved past are handled in the rules only where the wording is unambiguous ("I am not
 suicidal", "I have never self-harmed", "... years ago ... I'm in a better place now") and only when the
@@ -41,9 +43,12 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = [
     "CATEGORIES",
     "MODEL_FILE",
+    "RuleMatch",
     "SafeguardingDetector",
     "evaluation_report",
     "load_labelled",
+    "load_metadata",
+    "normalise",
     "rule_matches",
     "train",
     "training_data_sha256",
@@ -63,38 +68,46 @@ MODEL_FILE = _HERE / "models" / f"{MODEL_VERSION}.joblib"
 # --------------------------------------------------------------------------------------------------
 
 # Phone-typed forms that the patterns below would otherwise need in every alternative.
-_NORMALISE = [
-    (re.compile(r"[’‘`´]"), "'"),
-    (re.compile(r"\bim\b"), "i'm"),
-    (re.compile(r"\bi m\b"), "i'm"),
-    (re.compile(r"\bive\b"), "i've"),
-    (re.compile(r"\bid\b"), "i'd"),
-    (re.compile(r"\bill\b(?= (?:be|do|end|kill|never|just|go))"), "i'll"),
-    (re.compile(r"\bhes\b"), "he's"),
-    (re.compile(r"\bshes\b"), "she's"),
-    (re.compile(r"\btheyre\b"), "they're"),
-    (re.compile(r"\bdont\b"), "don't"),
-    (re.compile(r"\bcant\b"), "can't"),
-    (re.compile(r"\bwont\b"), "won't"),
-    (re.compile(r"\bdidnt\b"), "didn't"),
-    (re.compile(r"\bdoesnt\b"), "doesn't"),
-    (re.compile(r"\bisnt\b"), "isn't"),
-    (re.compile(r"\bwanna\b"), "want to"),
-    (re.compile(r"\bgonna\b|\bgunna\b|\bgoin to\b"), "going to"),
-    (re.compile(r"\bgotta\b"), "got to"),
-    (re.compile(r"\bu\b"), "you"),
-    (re.compile(r"\b(killin|cuttin|thinkin|harmin|hurtin|endin|comin|watchin|followin|goin)\b"), r"\1g"),
-    (re.compile(r"\bany more\b"), "anymore"),
-    (re.compile(r"\s+"), " "),
-]
+_WORD_MAP = {
+    "im": "i'm",
+    "i m": "i'm",
+    "ive": "i've",
+    "id": "i'd",
+    "ill": "i'll",
+    "hes": "he's",
+    "hed": "he'd",
+    "theyd": "they'd",
+    "shes": "she's",
+    "theyre": "they're",
+    "dont": "don't",
+    "cant": "can't",
+    "wont": "won't",
+    "didnt": "didn't",
+    "doesnt": "doesn't",
+    "isnt": "isn't",
+    "wanna": "want to",
+    "gonna": "going to",
+    "gunna": "going to",
+    "gotta": "got to",
+    "u": "you",
+    "any more": "anymore",
+    **{w: w + "g" for w in ("killin", "cuttin", "thinkin", "harmin", "hurtin", "endin", "comin", "watchin")},
+    **{w: w + "g" for w in ("followin", "goin")},
+}
+# One pass for all of them (a dictionary look-up per hit) instead of a pass per form. "ill" is only
+# "I'll" before a verb ("ill be gone"), never "I feel ill".
+_WORD_FORMS = re.compile(
+    r"\b(?:i m|any more|ill(?= (?:be|do|end|kill|never|just|go))|"
+    + "|".join(sorted((w for w in _WORD_MAP if w not in ("i m", "any more", "ill")), key=len, reverse=True))
+    + r")\b"
+)
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 
 
 def normalise(text: str) -> str:
-    """Lower-case ``text`` and expand the phone spellings the rules rely on."""
-    t = text.lower()
-    for rx, repl in _NORMALISE:
-        t = rx.sub(repl, t)
-    return t.strip()
+    """Lower-case ``text``, straighten apostrophes, collapse spaces and expand phone spellings."""
+    t = " ".join(text.lower().translate(_QUOTES).split())
+    return _WORD_FORMS.sub(lambda m: _WORD_MAP[m.group()], t)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,6 +142,14 @@ _RULES: dict[str, list[str]] = {
         r"\bcoming for me\b",
         r"\b(?:sitting|sat|waiting|parked|standing|hanging around|lurking) (?:\w+ ){0,4}(?:outside|for me)\b",
         r"\bbeing (?:followed|watched|stalked|threatened|hunted)\b",
+        r"\bkick(?:ed|ing)? (?:the|my) (?:door|window)|\b(?:smash|smashed|broke|break|put) (?:in )?(?:my"
+        r"|the|all my) "
+        r"windows?\b|\bwatching (?:the|my) (?:house|flat|home)\b",
+        r"\bsomething (?:really )?bad (?:to me|will happen|is going to happen)\b|\bbury me\b"
+        r"|\b(?:won't|will not|wont) (?:see|live to see|make it to) (?:christmas|my birthday|the (?:end"
+        r"|weekend|trial))",
+        r"\b(?:he'll|she'll|they'll|he will|she will|they will) be (?:waiting|back with)\b",
+        r"\btracker\b|\btracking (?:me|my)\b|\bmy location\b",
         r"\b(?:slit|cut|smash|kick|break|batter|stamp on) my (?:throat|head|face|legs|neck|skull)\b",
         # Threats to kill or seriously hurt.
         rf"\b(?:going to|gonna|will|'ll|would|wants? to|threaten(?:ed|ing|s)?(?: me)? to"
@@ -153,7 +174,13 @@ _RULES: dict[str, list[str]] = {
         r"\b(?:i'm|i am|we're|we are) (?:hiding|locked in|in danger|scared to go home|frightened to go home"
         r"|terrified to go home|sleeping in (?:my|the) car)",
         r"\bin danger\b",
-        r"\b(?:frightened|scared|terrified|afraid) to (?:go home|leave the house|be at home)\b",
+        r"\b(?:frightened|scared|scard|terrified|afraid) to (?:go home|go out|leave the house|be at home)\b",
+        r"\bin (?:my|the) own (?:home|house|flat|bed|room)\b.{0,20}\b(?:unsafe|not safe|scared)\b"
+        r"|\b(?:unsafe|not safe|scared)\b.{0,20}\bin (?:my|the) own (?:home|house|flat|bed|room)\b",
+        r"\b(?:knows|found|found out|got) my (?:new )?ad+res+\b|\bhis (?:car|van) (?:\w+ ){0,2}outside\b",
+        r"\b(?:still|keeps?) (?:comes?|coming) (?:round|over|to the house)\b|\bregret (?:this|it)\b",
+        r"\b(?:pushed|threw|dragged|kicked|punched|beat|beaten|attacked|grabbed|grabed|bit|headbutted) me\b"
+        r"|\bby the (?:throat|neck|hair)\b",
         # Weapons, strangulation (a recognised predictor of homicide), breaches, stalking, release.
         r"\b(?:got|has|have|had|with|carr(?:y|ies)) (?:a |his |her )?(?:knife|gun|weapon|hammer|machete"
         r"|blade)\b",
@@ -210,7 +237,15 @@ _RULES: dict[str, list[str]] = {
         r"\b(?:on|off) the (?:bridge|edge)\b|\bin front of a (?:train|bus|car|lorry)\b"
         r"|\bjump(?:ing)? (?:off|from)\b",
         r"\bhang(?:ing)? myself\b|\bhanging myself\b",
-        r"\bmore (?:tablets|pills) than i should\b|\boverdos\w*",
+        r"\bmore (?:tablets|pills) than i should\b|\boverdos\w*|\btoo many (?:tablets|pills|paracetamol)\b",
+        r"\bwanting to (?:die|end it|end my life)\b|\bnot (?:being|be) around\b"
+        r"|\b(?:i'm|i am|feel like) a burden\b",
+        r"\b(?:just|want to|should) disappear\b|\btired of (?:being alive|living|life)\b|\bsleep forever\b",
+        r"\b(?:knife|blade|razor) (?:to|on|against) my (?:wrists?|arms?|throat|skin|legs?)\b",
+        r"\b(?:ways|how) to (?:die|kill myself|end it|end my life)\b|\bpunch(?:ing|ed)? (?:the )?walls?\b"
+        r"|\buntil (?:my \w+|i) bleeds?\b",
+        r"\b(?:nobody|no one|noone|no-one) (?:would|will|'d) (?:miss me|notice if i|care if i)\b"
+        r"|\bif i was gone\b|\bdon't care what happens(?: to me)?\b",
         r"\b(?:rather be dead|rather die|rather not be alive|nothing (?:left )?to live for|no way out"
         r"|(?:can't|cannot|don't) see (?:a|any) way out)\b",
         r"\bcan't (?:go on|do this anymore|cope anymore|take (?:it|this|any) ?(?:anymore|more))\b",
@@ -228,15 +263,18 @@ _RULES: dict[str, list[str]] = {
         rf"\b{_CHILD} (?:is|are|was|were)? ?(?:still )?(?:seeing|with|alone with|staying with|going to"
         rf"|at) (?:him|her dad"
         r"|his dad|their dad|his|him every|them)\b",
+        rf"\b{_CHILD} (?:still )?(?:see|sees) him\b",
         rf"\b{_CHILD}\b.{{0,40}}\b(?:bruises?|marks?|injur(?:y|ies)|scared of him|terrified|burns?)\b",
         rf"\b(?:in front of|infront of) (?:the|my|our) {_CHILD}\b",
-        rf"\b(?:the|my|our) {_CHILD} (?:see|sees|saw|watch|watches|hear|hears) (?:him|her|everything|it"
-        rf"|what)\b",
+        # Witnessing the abuse; "sees her dad" (ordinary contact) is not this.
+        rf"\b(?:the|my|our) {_CHILD} (?:see|sees|saw|watch|watches|hear|hears) "
+        r"(?:him|her(?! (?:dad|mum|father|mother|friends|nan|gran|grandparents))|everything|it|what)\b",
         rf"\b(?:messag|text|send|sending|sends|sent|snapchat|contact)(?:s|es|ed|ing)? (?:to )?(?:my|our"
         rf"|her|his) "
         rf"(?:\d{{1,2}} ?(?:year|yr) ?old|{_CHILD})",
         r"\b(?:grooming|groomed|exploit(?:ed|ing|ation)|county lines|carry drugs|going missing)\b",
-        r"\b(?:take|taken|took|keep|kept|abduct\w*) (?:the|my|our) (?:kids|children|son|daughter|baby)\b",
+        r"\b(?:take|taken|took|keep|kept|abduct\w*) (?:the|my|our) (?:kids|children|son|daughter|baby)"
+        r"\b(?!'s)",
         r"\b(?:leaves|left|leaving) (?:the|my|our) (?:kids|children|baby|son|daughter) (?:alone"
         r"|on (?:their|her|his) own)",
         r"\b(?:touch(?:es|ed|ing)?|doing things to|abus(?:es|ed|ing)) (?:her|him|them|me and my)\b.{0,30}"
@@ -250,6 +288,20 @@ _RULES: dict[str, list[str]] = {
         r"|\bliving with a child\b",
         r"\bsocial services\b.{0,60}\b(?:still|hurting|hurts|nothing)\b",
         r"\bholding the baby\b",
+        rf"\b{_CHILD}\b.{{0,30}}\b(?:scared|terrified|frightened) (?:to go|of (?:him|her|their|his))\b",
+        rf"\b{_CHILD} (?:are|is|were|was|get|gets|being) left (?:alone|on (?:their|his|her) own)\b"
+        r"(?! with (?:my|their|his|her|a) (?:mum|nan|gran|dad|sister|brother|friend|neighbour|family|aunt))",
+        r"\bmessag\w* from (?:an? )?(?:adult|older|grown)\b",
+        rf"\b{_CHILD}\b.{{0,40}}\btouched (?:him|her|them)\b",
+        r"\b(?:daddy|mummy|dad|mum|father|mother) (?:\w+ ){0,2}(?:hurts|hits|touches|smacks|kicks"
+        r"|burns) (?:her|him|them|me)\b",
+        r"\bdrives? them\b.{0,20}\bdrunk\b|\bdrunk\b.{0,30}\bdrives? (?:them|the kids|my)\b",
+        rf"\b{_CHILD}'?s? (?:boyfriend|girlfriend) is (?:1[89]|[2-9]\d)\b",
+        r"\b(?:snatch|snatching|abduct|abducting|kidnap|kidnapping) (?:the|my|our) (?:kids|children|son"
+        r"|daughter|baby)\b",
+        r"\b(?:deliver|delivering|run|running|carry|carrying) (?:packages|parcels|drugs|bags)\b"
+        r"|\bgiving (?:him|her|them) (?:cash|money)\b",
+        r"\b(?:won't|doesn't|don't|not) let (?:the|my|our) (?:kids|children|son|daughter|baby) eat\b",
         rf"\b{_CHILD}'?s? safety\b|\b(?:hasn't|haven't|not) (?:eaten|been fed)\b",
         r"\bi(?:'m| am) (?:1[0-7]|[5-9]|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen)\b"
         r"(?: years? old)?.{0,40}\b(?:boyfriend|man|men|older|he|him|adult)\b",
@@ -267,16 +319,26 @@ _RULES: dict[str, list[str]] = {
 
 _COMPILED: dict[str, list[re.Pattern[str]]] = {c: [re.compile(p) for p in ps] for c, ps in _RULES.items()}
 
-# A match preceded by one of these in the same clause is a plain negation ("I'm not suicidal").
-_NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|\bno longer|\bnobody|\bno one) (?:\w+ ){0,2}$")
+# A plain negation right before the phrase ("I'm not suicidal", "I have never been suicidal"). Only a
+# few filler words may stand between, so that "I'm not ok, I want to end it" still alerts.
+_NEGATION_BEFORE = re.compile(
+    r"(?:\bnot|\bnever|n't|\bno longer) (?:(?:really|ever|been|be|being|feeling|feel|felt|am|a|at all"
+    r"|thinking of|thought about|planning to|going to|wanted to|want to|tried to|got|had|have|any|in)"
+    r"\s+){0,2}$"
+)
 # A sentence with a resolved-past marker and no current marker is history ("years ago ... better now").
 _RESOLVED = re.compile(
     r"\b(?:years ago|a long time ago|long time ago|when i was (?:younger|a teen\w*|a kid|at school|little)"
     r"|as a teen\w*"
     r"|used to|in the past|back then|back in \d{4}|haven't (?:for|since|had)|no longer|have gone|they've gone"
     r"|it's gone|behind me|better place|good place|doing (?:well|better|fine) now|fine now|safe now"
-    r"|helped me stop"
-    r"|it's over|moved away|in prison|is dead|he's dead|stopped contact|since 20\d\d)\b"
+    r"|helped me stop|it's over|since 20\d\d)\b"
+)
+# The offender being out of reach makes a danger phrase history, but says nothing about self-harm or a
+# child at risk from someone else: these markers only suppress the danger rules.
+_OFFENDER_GONE = re.compile(
+    r"\b(?:moved away|in prison|inside now|is dead|he's dead|she's dead|stopped contact|no contact since"
+    r"|had no contact|abroad now|can't come back)\b"
 )
 _CURRENT = re.compile(
     r"\b(?:again|still|tonight|today|right now|at the moment|these days|lately|recently|started|starting"
@@ -304,21 +366,34 @@ def rule_matches(text: str) -> list[RuleMatch]:
     for sentence in _CLAUSE_SPLIT.split(normalise(text)):
         if not sentence:
             continue
-        resolved = _RESOLVED.search(sentence) is not None and _CURRENT.search(sentence) is None
+        resolved = _resolved_categories(sentence)
         for category, patterns in _COMPILED.items():
             for rx in patterns:
                 for m in rx.finditer(sentence):
-                    negated = _NEGATION_BEFORE.search(sentence, max(0, m.start() - 25), m.start()) is not None
-                    # "don't want to be here" carries its own negation inside the match.
-                    hits.append(RuleMatch(category, m.group(), suppressed=negated or resolved))
+                    # "don't want to be here" carries its own negation inside the match, so only what
+                    # stands before the match is looked at.
+                    negated = _NEGATION_BEFORE.search(sentence, max(0, m.start() - 40), m.start()) is not None
+                    hits.append(RuleMatch(category, m.group(), suppressed=negated or category in resolved))
     return hits
 
 
+def _resolved_categories(sentence: str) -> frozenset[str]:
+    """Categories whose rule hits in ``sentence`` are history, not a current disclosure."""
+    if _CURRENT.search(sentence) is not None:
+        return frozenset()
+    if _RESOLVED.search(sentence) is not None:
+        return frozenset(CATEGORIES)
+    if _OFFENDER_GONE.search(sentence) is not None:
+        return frozenset({"danger"})
+    return frozenset()
+
+
 # One zero-width scan per category: at each position it tells whether any of the category's rules
-# matches there. One C-level pass instead of a Python loop over ~30 patterns makes deciding the
-# categories several times faster; rule_matches keeps the single rules for explaining an alert.
+# matches there. One C-level pass instead of a Python loop over ~30 patterns, tried only at word
+# starts (every rule begins with \b, bar the one that begins with "n't"), about halves the time to decide
+# the categories; rule_matches keeps the single rules for explaining an alert.
 _CATEGORY_SCAN: dict[str, re.Pattern[str]] = {
-    c: re.compile("(?=" + "|".join(f"(?:{p})" for p in ps) + ")") for c, ps in _RULES.items()
+    c: re.compile(r"(?:\b|(?=n't))(?=" + "|".join(f"(?:{p})" for p in ps) + ")") for c, ps in _RULES.items()
 }
 
 
@@ -329,13 +404,14 @@ def _categories_normalised(norm: str) -> set[str]:
     """
     cats: set[str] = set()
     for sentence in _CLAUSE_SPLIT.split(norm):
-        if not sentence or (_RESOLVED.search(sentence) is not None and _CURRENT.search(sentence) is None):
+        if not sentence:
             continue
+        resolved = _resolved_categories(sentence)
         for category, rx in _CATEGORY_SCAN.items():
-            if category in cats:
+            if category in cats or category in resolved:
                 continue
             for m in rx.finditer(sentence):
-                if _NEGATION_BEFORE.search(sentence, max(0, m.start() - 25), m.start()) is None:
+                if _NEGATION_BEFORE.search(sentence, max(0, m.start() - 40), m.start()) is None:
                     cats.add(category)
                     break
     return cats
@@ -514,8 +590,9 @@ def train(
 ) -> SafeguardingDetector:
     """Fit the detector on the training file and write the model file with its metadata.
 
-    Deterministic: the same data and parameters give the same model (liblinear, no sampling). The
-    metadata has no timestamp so that rebuilding gives the same content.
+    Deterministic: the same data and parameters give the same model (liblinear, no sampling) and the
+    metadata has no timestamp; run in a fresh process with the same library versions, the file is
+    byte-for-byte the same (pickle's sharing of objects can differ inside a longer-lived process).
     """
     import joblib
 
@@ -533,6 +610,11 @@ def train(
         "sklearn_version": sklearn.__version__,
         "codebook_version": 1,
     }
+    # scikit-learn caches id(stop_words) on each vectoriser (a memory address, different in every
+    # process); it is only a shortcut for a consistency check, and dropping it makes the file
+    # byte-for-byte reproducible.
+    for _, vectorizer in model.vectorizer_.transformer_list:
+        vars(vectorizer).pop("_stop_words_id", None)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump({"model": model, "metadata": metadata}, model_path, compress=3)
     return model

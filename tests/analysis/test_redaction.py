@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 import warnings
 
 import pytest
@@ -49,7 +50,11 @@ CASES = [
     ("NI_NUMBER", "My NI number is QQ 12 34 56 C.", "QQ 12 34 56 C"),
     ("NI_NUMBER", "He used AB123456D to get a loan.", "AB123456D"),
     ("URL", "He posted it on facebook.com/dave.roberts.5437 last night.", "facebook.com/dave.roberts.5437"),
-    ("URL", "See https://www.example.org/victims/help for the letter.", "https://www.example.org/victims/help"),
+    (
+        "URL",
+        "See https://www.example.org/victims/help for the letter.",
+        "https://www.example.org/victims/help",
+    ),
     ("VEHICLE_REG", "His car is KX19 LMN, a silver Corsa.", "KX19 LMN"),
     ("VEHICLE_REG", "He drove off in a black van, P123 ABC, before they came.", "P123 ABC"),
     ("VEHICLE_REG", "the car reg was bf67 tjx", "bf67 tjx"),
@@ -100,6 +105,28 @@ def test_several_entities_and_placeholders() -> None:
     text = "My ex Dave Mitchell (07700 900123) lives at 7 St Johns Close, CV32 5EJ."
     assert redact(text) == "My ex [NAME] ([PHONE]) lives at [ADDRESS], [POSTCODE]."
     assert [t for t, _, _ in find_entities(text)] == ["NAME", "PHONE", "ADDRESS", "POSTCODE"]
+
+
+@pytest.mark.parametrize(
+    "cue", ["called", "named", "name's", "known as", "spoke to", "thanks to", "supported by", "let down by"]
+)
+def test_naming_cues_mark_unlisted_names(cue: str) -> None:
+    assert redact(f"It was the man {cue} Zorvath in the end.") == f"It was the man {cue} [NAME] in the end."
+
+
+def test_lower_case_names_and_saints() -> None:
+    assert redact("dave keeps texting me") == "[NAME] keeps texting me"
+    assert redact("they nick stuff and i will report it") == "they nick stuff and i will report it"
+    assert redact("St Mary's hospital was kind") == "St Mary's hospital was kind"
+
+
+def test_long_tokens_do_not_blow_up() -> None:
+    # Patterns are anchored so that a long run of characters is not rescanned from every position.
+    start = time.perf_counter()
+    assert redact("a" * 20_000 + "@example.com") == "[EMAIL]"
+    redact("x dot " * 3_000 + "at y dot com")
+    redact("0 " * 5_000)
+    assert time.perf_counter() - start < 2.0
 
 
 def test_two_phone_numbers_in_a_row_are_both_found() -> None:
@@ -175,11 +202,11 @@ def test_sklearn_api_checks_that_need_no_data(check: object) -> None:
 
 # ----- properties -----------------------------------------------------------------------------------
 
-_WORDS = st.sampled_from(
-    ["the", "police", "never", "rang", "me", "back", "and", "I", "waited", "Monday", "March", "Victim",
-     "Support", "Refuge", "court", "my", "ex", "son", "said", "was", "kind", "Dave", "Sarah", "officer",
-     ".", ",", "!", "?", "12", "3", "weeks"]
+_VOCABULARY = (
+    "the police never rang me back and I waited Monday March Victim Support Refuge court my ex son said "
+    "was kind Dave Sarah officer . , ! ? 12 3 weeks"
 )
+_WORDS = st.sampled_from(_VOCABULARY.split())
 _EMAILS = st.from_regex(r"[a-z][a-z0-9._]{0,10}@[a-z]{2,8}\.(com|co\.uk|org)", fullmatch=True)
 _PHONES = st.builds(
     lambda fmt, d: fmt.format(*d),
@@ -197,7 +224,7 @@ _LOOSE_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 _LOOSE_MOBILE = re.compile(r"(?:\+44|\b0)7\d{9}")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(_WORDS, _EMAILS, _PHONES), min_size=1, max_size=25))
 def test_redaction_is_idempotent_and_leaves_no_contact_details(parts: list[str]) -> None:
     text = " ".join(parts)
@@ -207,7 +234,7 @@ def test_redaction_is_idempotent_and_leaves_no_contact_details(parts: list[str])
     assert not _LOOSE_MOBILE.search(re.sub(r"[\s()\-]", "", once))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=80))
 def test_any_text_redacts_idempotently(text: str) -> None:
     once = redact(text)

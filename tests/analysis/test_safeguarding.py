@@ -99,6 +99,24 @@ def test_negation_is_not_applied_when_the_matter_is_current_again() -> None:
     assert "self_harm" in _rule_categories(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        # The offender being in prison makes a threat history, not a wish to die.
+        ("He's in prison now but I want to end it all.", "self_harm"),
+        # A negation that is not about the phrase itself does not silence it.
+        ("I'm not ok, I want to end it.", "self_harm"),
+        ("He moved away but the kids still see him and he hits them.", "child_risk"),
+    ],
+)
+def test_suppression_is_narrow(text: str, category: str) -> None:
+    assert category in _rule_categories(text)
+
+
+def test_offender_out_of_reach_silences_only_danger_phrases() -> None:
+    assert _rule_categories("He's in prison so he can't threaten to kill me any more.") == set()
+
+
 def test_suppressed_hits_are_reported_as_such() -> None:
     hits = rule_matches("I'm not suicidal.")
     assert hits and all(h.suppressed for h in hits)
