@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from access import audit
@@ -17,6 +17,8 @@ from access.keys import Principal
 from access.policy import client_address, policy
 from analysis import services
 
+# Ids beyond a 32-bit integer cannot exist; PostgreSQL would refuse them with an error, so refuse first.
+RowId = Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
 ThemeCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
@@ -97,7 +99,7 @@ class AlertController(Controller):
         opt=policy("provider", "opcc", "admin", scoped=True),
     )
     async def mark_seen(
-        self, request: Request, alert_id: FromPath[int], principal: NamedDependency[Principal]
+        self, request: Request, alert_id: RowId, principal: NamedDependency[Principal]
     ) -> dict[str, bool]:
         """Record that someone has seen and acted on an alert."""
         scope = principal.organisation_id if principal.role == "provider" else None
@@ -157,7 +159,7 @@ class ReviewController(Controller):
         status_code=HTTP_200_OK,
     )
     async def decide_topic(
-        self, topic_id: FromPath[int], data: JSONBody[TopicDecision], principal: NamedDependency[Principal]
+        self, topic_id: RowId, data: JSONBody[TopicDecision], principal: NamedDependency[Principal]
     ) -> dict[str, bool]:
         """Name an emerging topic (a candidate theme) or dismiss it."""
         if not await services.decide_topic(topic_id, data.decision, data.name, principal.actor):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import QueryParameter
 
 from access import audit
@@ -17,6 +17,14 @@ from exports import services
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Period = Annotated[str, QueryParameter(description="e.g. 2025-26 or 2025-26-Q3", max_length=30)]
+
+
+def _json_error(_: Request, exc: HTTPException) -> Response[dict[str, object]]:
+    # A download route's media type is a file's; its errors are JSON like every other route's.
+    body: dict[str, object] = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers, media_type="application/json")
 
 
 def _download(content: bytes | str, media_type: str, filename: str) -> Response[bytes | str]:
@@ -30,6 +38,7 @@ def _download(content: bytes | str, media_type: str, filename: str) -> Response[
 class ExportController(Controller):
     path = "/api/v1/exports"
     tags = ["exports"]
+    exception_handlers = {HTTPException: _json_error}
 
     @get(
         "/moj-return",
@@ -103,7 +112,7 @@ class ExportController(Controller):
         await audit.record(
             "export.csv", principal, client=client_address(request), detail={"period": period, "by": attrs}
         )
-        return _download(content, "text/csv; charset=utf-8", f"metrics-{period}.csv")
+        return _download(content, "text/csv", f"metrics-{period}.csv")
 
 
 class ThemeRead(msgspec.Struct):

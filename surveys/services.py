@@ -196,7 +196,12 @@ async def create_referral(principal: Principal, body: ReferralCreate) -> Referra
     values["contact_email_enc"] = keys.encrypt(values.pop("contact_email"))
     values["contact_phone_enc"] = keys.encrypt(values.pop("contact_phone"))
     values["provider"] = orgs[body.provider][0]
-    await Referral.insert(Referral(**values)).run()
+    try:
+        await Referral.insert(Referral(**values)).run()
+    except Exception as exc:  # a concurrent retry won the race past the check above: a 409, not a 500
+        if type(exc).__name__ not in {"IntegrityError", "UniqueViolationError"}:
+            raise
+        raise Conflict(f"referral {body.referral_id} of {body.provider} already exists") from None
     return await get_referral(principal, body.provider, body.referral_id)
 
 
