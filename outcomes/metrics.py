@@ -1,15 +1,22 @@
-"""The metric set of shared/domain/metrics.md as one SQL statement, and the shaping of its rows.
+"""The metric set of shared/domain/metrics.md as three SQL aggregate statements, and their rows' shaping.
 
-Everything row-level runs in the database: a per-referral step (`ep`) flags each referral as received,
-supported or closed in the period; a per-episode step (`pick`) finds, for each closed episode, its
-earliest complete baseline and latest complete exit response by instant (ties: lowest / highest id);
-a per-episode step (`outc`) reads every answer from those two responses only; one GROUP BY with
-conditional aggregates then counts. Python only turns the few grouped rows into rates and means.
+Everything row-level runs in the database (see `build_statements`): `volumes` flags each referral as
+received / closed in the period and sums per group (with each group's distinct victims); `victims`
+counts the whole area's distinct victims person by person; `outcomes` finds, for each closed episode,
+its earliest complete baseline and latest complete exit response by instant (exact ties: lowest /
+highest id), reads every answer from those two responses only, and sums per group. Python only
+merges the grouped rows (the whole area is the sum of the groups, except distinct victims) and turns
+them into rates and means (`combine`, `shape_metrics`).
 
-The statement is the same on SQLite and PostgreSQL except for how an instant is read (SQLite keeps
-Timestamptz as text, possibly with a `T` or an offset, so it goes through julianday()). Means and the
-SWEMWBS thresholds are summed as integers (metric points in hundredths), so both engines give
-identical numbers, not just close ones.
+The SQL is the same on SQLite and PostgreSQL except where an engine needs its own form: how an
+instant is read (SQLite keeps Timestamptz as text, possibly with a `T` or an offset, so it goes
+through julianday()), how the top response is fetched (LATERAL on PostgreSQL), and the fence against
+subquery flattening. Means and the SWEMWBS thresholds are summed as integers (metric points in
+hundredths), so both engines give identical numbers, not just close ones.
+
+Indexes the statements rely on at national scale (ask for them in a migration):
+`response (referral, wave, completed_at, id)` and
+`referral (person_key, referral_date, support_start, support_end, provider)`.
 """
 
 from __future__ import annotations
@@ -159,23 +166,22 @@ class Statement:
     name: str
     sql: str
     args: list[Any]
+    settings: tuple[str, ...] = ()  # run just before it, in the same transaction
 
 
-def session_settings(dialect: Dialect) -> list[str]:
+def session_settings(dialect: Dialect, own_transaction: bool = True) -> list[str]:
     """Statements run first in the read transaction of `compute_metrics`.
 
-    SQLite: temporary b-trees (DISTINCT, GROUP BY) in memory and a bounded 128 MiB page cache, as
-    the defaults (files, 2 MiB) make the distinct-victim counts several times slower.
-    PostgreSQL: one snapshot for all the statements (REPEATABLE READ), enough work_mem for the
-    distinct counts to sort in memory, and no JIT (its compile time exceeds what it saves here).
+    SQLite: temporary b-trees (GROUP BY, ORDER BY) in memory and a bounded 128 MiB page cache, as
+    the defaults (files, 2 MiB) make the per-person grouping several times slower.
+    PostgreSQL: one snapshot for all the statements (REPEATABLE READ; only when the transaction is
+    our own, as it must come before any query), enough work_mem for the groupings to stay in
+    memory, and no JIT (its compile time exceeds what it saves on these statements).
     """
     if dialect == "sqlite":
         return ["PRAGMA temp_store = MEMORY", "PRAGMA cache_size = -131072"]
-    return [
-        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-        "SET LOCAL work_mem = '64MB'",
-        "SET LOCAL jit = off",
-    ]
+    snapshot = ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"] if own_transaction else []
+    return [*snapshot, "SET LOCAL work_mem = '64MB'", "SET LOCAL jit = off"]
 
 
 def _instant(dialect: Dialect, column: str) -> str:
@@ -260,10 +266,11 @@ SUPPORTED = (
 # Only episodes (support_start set) close; a support_end alone makes no episode.
 CLOSED = "r.support_start IS NOT NULL AND r.support_end >= :start AND r.support_end <= :end"
 
+_GROUP_COL = re.compile(r"g\d+")
 _TOKEN = re.compile(r":(start|end|provider)\b")
 
 
-def _bind(name: str, sql: str, values: Mapping[str, Any]) -> Statement:
+def _bind(name: str, sql: str, values: Mapping[str, Any], settings: tuple[str, ...] = ()) -> Statement:
     """Turn :start / :end / :provider into Piccolo `{}` placeholders, with arguments in order."""
     args: list[Any] = []
 
@@ -271,7 +278,7 @@ def _bind(name: str, sql: str, values: Mapping[str, Any]) -> Statement:
         args.append(values[m.group(1)])
         return "{}"
 
-    return Statement(name, _TOKEN.sub(placeholder, sql), args)
+    return Statement(name, _TOKEN.sub(placeholder, sql), args, settings)
 
 
 def build_statements(
@@ -287,8 +294,9 @@ def build_statements(
     - `volumes`: per group, referrals received (by status) and episodes closed. Groups come from all
       stored referrals (of the provider, when filtered), whatever their dates, so a group may be all
       zeros; the whole area is the sum of the groups.
+      With `by`, also the distinct victims referred / supported of each group.
     - `victims`: distinct victims referred / supported over the whole area (distinct counts do not add
-      up over groups), and `victims_by` (only with `by`) the same per group.
+      up over groups).
     - `outcomes`: per group, over closed episodes with a complete exit response, every outcome,
       satisfaction, rights and SWEMWBS count and sum (all additive, so the whole area is their sum).
     Each returns columns g0, g1, ... (the `by` values) and aggregates named as `shape_metrics` reads.
@@ -299,69 +307,100 @@ def build_statements(
     dims = "".join(f"{BREAKDOWNS[a]} AS g{i}, " for i, a in enumerate(attrs))
     gcols = [f"g{i}" for i in range(len(attrs))]
 
-    def group_by(alias: str) -> str:
-        return f" GROUP BY {', '.join(f'{alias}.{g}' for g in gcols)}" if gcols else ""
+    def group_by(alias: str, *more: str) -> str:
+        cols = [f"{alias}.{g}" for g in gcols] + list(more)
+        return f" GROUP BY {', '.join(cols)}" if cols else ""
 
     def keys(alias: str) -> str:
         return "".join(f"{alias}.{g}, " for g in gcols)
 
-    source = f"{t.referral} r JOIN {t.organisation} o ON o.id = r.provider"
-    only = " AND o.code = :provider" if provider is not None else ""
-
-    flags = ", ".join(
-        [
-            f"CASE WHEN {RECEIVED} THEN 1 ELSE 0 END AS rec",
-            f"CASE WHEN {CLOSED} THEN 1 ELSE 0 END AS clo",
-            *(f"CASE WHEN {RECEIVED} AND r.status = '{s}' THEN 1 ELSE 0 END AS st_{s}" for s in STATUSES),
-        ]
+    # The organisation only when a breakdown reads it: the statements over all referrals then read
+    # nothing but the referral table (or a covering index of it).
+    source = f"{t.referral} r"
+    if any(BREAKDOWNS[a].startswith("o.") for a in attrs):
+        source += f" JOIN {t.organisation} o ON o.id = r.provider"
+    only = (
+        f" AND r.provider IN (SELECT id FROM {t.organisation} WHERE code = :provider)"
+        if provider is not None
+        else ""
     )
-    sums = ", ".join(
-        ["SUM(v.rec) AS received", "SUM(v.clo) AS closed", *(f"SUM(v.st_{s}) AS st_{s}" for s in STATUSES)]
+
+    # One plain scan of every stored referral (groups need all of them anyway). A WHERE of received
+    # or closed in the period made SQLite walk two indexes with a table lookup per referral: 2-3x
+    # slower whenever most referrals are in the period, as in a year's report.
+    # The flags are computed once per referral behind a fence (no subquery flattening), then summed.
+    fence = " LIMIT -1" if dialect == "sqlite" else " OFFSET 0"
+    per_status = ", ".join(
+        f"SUM(CASE WHEN v.status = '{s}' THEN v.rec ELSE 0 END) AS st_{s}" for s in STATUSES
     )
-    rows = f"SELECT {dims}{flags} FROM {source} WHERE 1 = 1{only}"
-    volumes = f"SELECT {keys('v')}{sums} FROM ({rows}) v{group_by('v')}"
-
-    def per_person(with_dims: bool) -> str:
-        # Distinct victims in two steps (one row per person, then a plain sum): a sort or index scan by
-        # person instead of a DISTINCT b-tree per aggregate, several times faster on both engines.
-        person_keys = "".join(f"{g}, " for g in gcols) if with_dims else ""
-        return (
-            f"SELECT {dims if with_dims else ''}MAX(CASE WHEN {RECEIVED} THEN 1 ELSE 0 END) AS vr, "
-            f"MAX(CASE WHEN {SUPPORTED} THEN 1 ELSE 0 END) AS vs FROM {source} "
-            f"WHERE (({RECEIVED}) OR ({SUPPORTED})){only} GROUP BY {person_keys}r.person_key"
-        )
-
-    victims = "SUM(p.vr) AS victims_referred, SUM(p.vs) AS victims_supported"
-    statements = [
-        _bind("volumes", volumes, values),
-        _bind("victims", f"SELECT {victims} FROM ({per_person(False)}) p", values),
-    ]
-    if gcols:
-        by_sql = f"SELECT {keys('p')}{victims} FROM ({per_person(True)}) p{group_by('p')}"
-        statements.append(_bind("victims_by", by_sql, values))
-
-    inst = _instant(dialect, "s.completed_at")
-    inst2 = _instant(dialect, "s2.completed_at")
-
-    def pick(wave: str, extreme: str) -> str:
-        # The earliest (MIN) baseline / latest (MAX) exit instant, then the lowest / highest id at that
-        # instant: index lookups on (referral, wave), no sort per episode, the same on both engines.
-        return (
-            f"(SELECT {extreme}(s.id) FROM {t.response} s WHERE s.referral = c.rid AND s.wave = '{wave}' "
-            f"AND s.completed_at IS NOT NULL AND {inst} = (SELECT {extreme}({inst2}) FROM {t.response} s2 "
-            f"WHERE s2.referral = c.rid AND s2.wave = '{wave}' AND s2.completed_at IS NOT NULL))"
-        )
+    # Per group, distinct victims come with the volumes: one grouping of the referrals, and a distinct
+    # set per group (half the time of a second grouping by group and person on SQLite).
+    distinct = (
+        ", COUNT(DISTINCT CASE WHEN v.rec = 1 THEN v.pk END) AS victims_referred"
+        ", COUNT(DISTINCT CASE WHEN v.sup = 1 THEN v.pk END) AS victims_supported"
+        if gcols
+        else ""
+    )
+    person = f"r.person_key AS pk, CASE WHEN {SUPPORTED} THEN 1 ELSE 0 END AS sup, " if gcols else ""
+    volumes = (
+        f"SELECT {keys('v')}SUM(v.rec) AS received, SUM(v.clo) AS closed, {per_status}{distinct} "
+        f"FROM (SELECT {dims}{person}r.status AS status, CASE WHEN {RECEIVED} THEN 1 ELSE 0 END AS rec, "
+        f"CASE WHEN {CLOSED} THEN 1 ELSE 0 END AS clo FROM {source} WHERE 1 = 1{only}{fence}) v"
+        f"{group_by('v')}"
+    )
+    # The whole area's distinct victims in two steps (one row per person, then a plain sum): the
+    # (person_key, dates, provider) index read in order, no DISTINCT set of a million keys.
+    whole_person = (
+        f"SELECT MAX(CASE WHEN {RECEIVED} THEN 1 ELSE 0 END) AS vr, "
+        f"MAX(CASE WHEN {SUPPORTED} THEN 1 ELSE 0 END) AS vs FROM {t.referral} r "
+        f"WHERE (({RECEIVED}) OR ({SUPPORTED})){only} GROUP BY r.person_key"
+    )
+    victims = f"SELECT SUM(p.vr) AS victims_referred, SUM(p.vs) AS victims_supported FROM ({whole_person}) p"
+    # PostgreSQL hashes the ~1 million people (spilling to disk) unless told not to; walking the
+    # covering index in order and grouping as it goes is 2-3x faster.
+    ordered = ("SET LOCAL enable_hashagg = off",) if dialect == "postgres" else ()
+    hashed = ("SET LOCAL enable_hashagg = on",) if dialect == "postgres" else ()
+    statements = [_bind("volumes", volumes, values), _bind("victims", victims, values, ordered)]
 
     closed = f"SELECT {dims}r.id AS rid FROM {source} WHERE {CLOSED}{only}"
-    picked = (
-        f"SELECT c.*, {pick('baseline', 'MIN')} AS bl_id, {pick('exit', 'MAX')} AS ex_id FROM ({closed}) c"
+    answers = f"SELECT {keys('c')}{', '.join(_episode_columns())} FROM ({closed}) c "
+    complete = "s.referral = c.rid AND s.wave = '{wave}' AND s.completed_at IS NOT NULL"
+    if dialect == "postgres":
+        # PostgreSQL: a LATERAL top-1 per episode walks the (referral, wave, completed_at, id) index in
+        # order; scalar subqueries there made the planner hash the whole response table twice.
+        def lateral(wave: str, order: str) -> str:
+            return (
+                f"(SELECT * FROM {t.response} s WHERE {complete.format(wave=wave)} "
+                f"ORDER BY s.completed_at {order}, s.id {order} LIMIT 1)"
+            )
+
+        answers += (
+            f"JOIN LATERAL {lateral('exit', 'DESC')} x ON TRUE "
+            f"LEFT JOIN LATERAL {lateral('baseline', 'ASC')} b ON TRUE"
+        )
+    else:
+        # SQLite (no LATERAL): the id of the top response per episode as a scalar subquery, from the
+        # (referral, wave, completed_at, id) index alone; ordered by julianday(), which reads every text
+        # form SQLite may hold (space or T, any offset) as a UTC instant, with the id breaking ties as
+        # in the PostgreSQL form.
+        def pick(wave: str, order: str) -> str:
+            return (
+                f"(SELECT s.id FROM {t.response} s WHERE {complete.format(wave=wave)} "
+                f"ORDER BY julianday(s.completed_at) {order}, s.id {order} LIMIT 1)"
+            )
+
+        bl_id, ex_id = pick("baseline", "ASC"), pick("exit", "DESC")
+        closed = f"SELECT c.*, {bl_id} AS bl_id, {ex_id} AS ex_id FROM ({closed}) c"
+        answers = (
+            f"SELECT {keys('c')}{', '.join(_episode_columns())} FROM ({closed}) c "
+            f"JOIN {t.response} x ON x.id = c.ex_id LEFT JOIN {t.response} b ON b.id = c.bl_id"
+        )
+    # The fence again: flattened, each per-episode expression (the SWEMWBS table, the rights count,
+    # the changes) was re-evaluated in every aggregate that reads it, 3-8 times over.
+    outcomes = (
+        f"SELECT {keys('oc')}{', '.join(_outcome_aggregates())} FROM ({answers}{fence}) oc{group_by('oc')}"
     )
-    outc = (
-        f"SELECT {keys('c')}{', '.join(_episode_columns())} FROM ({picked}) c "
-        f"JOIN {t.response} x ON x.id = c.ex_id LEFT JOIN {t.response} b ON b.id = c.bl_id"
-    )
-    outcomes = f"SELECT {keys('oc')}{', '.join(_outcome_aggregates())} FROM ({outc}) oc{group_by('oc')}"
-    statements.append(_bind("outcomes", outcomes, values))
+    statements.append(_bind("outcomes", outcomes, values, hashed))
     return statements
 
 
@@ -440,19 +479,24 @@ def combine(results: Mapping[str, Sequence[Mapping[str, Any]]], by: Sequence[str
     def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(row[f"g{i}"] for i in range(width))
 
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {key(r): dict(r) for r in results["volumes"]}
-    for name in ("victims_by", "outcomes") if width else ("outcomes",):
-        for row in results.get(name, []):
-            merged.setdefault(key(row), {}).update(row)
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in results["volumes"]:
+        merged[key(row)] = dict(row)
+    for row in results.get("outcomes", []):
+        merged.setdefault(key(row), {}).update(row)
     whole: dict[str, int] = {}
     for row in merged.values():
         for k, v in row.items():
-            if not k.startswith("g") and k not in ("victims_referred", "victims_supported") and v is not None:
+            if (
+                not _GROUP_COL.fullmatch(k)
+                and k not in ("victims_referred", "victims_supported")
+                and v is not None
+            ):
                 whole[k] = whole.get(k, 0) + int(v)
     for row in results["victims"][:1]:
         whole.update({k: 0 if v is None else int(v) for k, v in row.items()})
     groups: list[dict[str, Any]] = [{"by": {}, "metrics": shape_metrics(whole)}]
     if width:
-        for k in sorted(merged, key=_sort_key):
-            groups.append({"by": dict(zip(by, k, strict=True)), "metrics": shape_metrics(merged[k])})
+        for group in sorted(merged, key=_sort_key):
+            groups.append({"by": dict(zip(by, group, strict=True)), "metrics": shape_metrics(merged[group])})
     return groups

@@ -38,9 +38,12 @@ async def compute_metrics(
     statements = build_statements(dialect, p.start, p.end, attrs, provider, table_names())
     results: dict[str, list[dict[str, Any]]] = {}
     # One read transaction: every statement sees the same data, and the session settings stay local.
+    own = engine.current_transaction.get() is None  # inside a caller's transaction: join it
     async with engine.transaction():
-        for setting in session_settings(dialect):
+        for setting in session_settings(dialect, own_transaction=own):
             await Referral.raw(setting)
         for st in statements:
+            for setting in st.settings:
+                await Referral.raw(setting)
             results[st.name] = await Referral.raw(st.sql, *st.args)
     return {"period": p.as_dict(), "groups": combine(results, attrs)}

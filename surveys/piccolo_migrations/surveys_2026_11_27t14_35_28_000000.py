@@ -14,17 +14,18 @@ async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="surveys", description=DESCRIPTION)
 
     async def create_indexes() -> None:
-        # A referral is unique per provider (re-imports update it); the metrics pick each episode's
-        # responses by (referral, wave) and closed episodes by support_end.
+        # A referral is unique per provider (re-imports update it).
         for sql in (
             "CREATE UNIQUE INDEX referral_provider_referral_id ON referral (provider, referral_id)",
-            "CREATE INDEX response_referral_wave ON response (referral, wave)",
-            "CREATE INDEX referral_support_end ON referral (support_end)",
+            # Covering indexes: the metrics read episodes' responses and distinct people from these alone.
+            "CREATE INDEX response_referral_wave ON response (referral, wave, completed_at, id)",
+            "CREATE INDEX referral_person_period ON referral "
+            "(person_key, referral_date, support_start, support_end, provider)",
         ):
             await RawSQL.raw(sql).run()
 
     async def drop_indexes() -> None:
-        for name in ("referral_provider_referral_id", "response_referral_wave", "referral_support_end"):
+        for name in ("referral_provider_referral_id", "response_referral_wave", "referral_person_period"):
             await RawSQL.raw(f"DROP INDEX IF EXISTS {name}").run()
 
     manager.add_raw(create_indexes)

@@ -13,7 +13,7 @@ import pytest
 
 from outcomes.metrics import AREAS, BREAKDOWNS, STATUSES, metric_names
 from outcomes.services import compute_metrics
-from surveys.tables import Response
+from surveys.tables import Referral, Response
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -376,3 +376,41 @@ def test_metric_names_cover_every_area() -> None:
     assert len(names) == len(set(names))
     for a in AREAS:
         assert f"mean_change.{a}" in names and f"helped_pct.{a}" in names
+
+
+async def test_partial_exit_alone_is_no_exit_response(rows) -> None:
+    e = await rows.episode()
+    await rows.response(e, "baseline", cope=2)
+    await rows.response(e, "exit", None, cope=4, helped_cope="a_lot", satisfaction="very_satisfied")
+    m = await whole()
+    assert (m["episodes_closed"], m["exit_responses"]) == (1, 0)
+    assert m["exit_response_rate"]["pct"] == 0.0 and m["exit_response_rate"]["ci95"][0] == 0.0
+    assert m["helped_n.cope"] == 0 and m["answered"] == 0 and m["paired_n.cope"] == 0
+
+
+async def test_service_of_a_commissioner_is_a_null_group_sorted_last(rows) -> None:
+    await rows.org("OPCC", service=None, kind="commissioner")
+    await rows.referral("OPCC")
+    await rows.referral("VS")
+    out = await compute_metrics("2025-26", by=["service"])
+    assert [g["by"] for g in out["groups"]] == [{}, {"service": "general"}, {"service": None}]
+    assert out["groups"][0]["metrics"]["referrals_received"] == 2
+
+
+async def test_whole_area_counts_do_not_depend_on_the_breakdown(rows) -> None:
+    for provider, person in (("VS", "a"), ("ROSA", "a"), ("VS", "b")):
+        e = await rows.episode(provider, person_key=person)
+        await rows.response(e, "exit", helped_cope="a_lot", rights_mask=5)
+    plain = await whole()
+    for attr in ("provider", "sex", "domestic_abuse"):
+        assert (await compute_metrics("2025-26", by=[attr]))["groups"][0]["metrics"] == plain
+    assert plain["victims_supported"] == 2 and plain["exit_responses"] == 3
+
+
+async def test_runs_inside_a_callers_transaction(rows) -> None:
+    await rows.referral()
+    engine = Referral._meta.db
+    async with engine.transaction():
+        assert await Referral.count() == 1  # a query first: the snapshot setting must not come after it
+        out = await compute_metrics("2025-26")
+    assert out["groups"][0]["metrics"]["referrals_received"] == 1
