@@ -1,0 +1,593 @@
+"""The survey flow behind the pages and the JSON API: which questions, in what order, saving and submit.
+
+A link asks about one or more (referral, wave) items. Questions about the person ("how safe do you
+feel") are asked once; questions about the support ("has the support you got helped ...", satisfaction)
+are asked once per exit item. The answers so far live on the link as JSON:
+`{"person": {question_id: value}, "items": {"<link item id>": {question_id: value}}}`; a key that is
+present was answered (None = an optional question skipped), so "the first unanswered question" is the
+first step whose key is missing.
+
+Every save also writes, per item, a partial Response row (completed_at NULL) through
+`surveys.responses.answer_columns`, and keeps `LinkItem.response` pointing at it; submit completes
+them and the link in one transaction. Each item's row carries a submission key derived from the link
+and item, so however often or concurrently a survey is submitted there is one response per item.
+Nothing here logs an answer (special category data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+from surveys import db
+from surveys.crypto import token_hash
+from surveys.instruments import Instrument, Question, load_instrument, questions_for, validate_answer
+from surveys.links import LinkItemView, LinkView
+from surveys.responses import HELPED, answer_columns
+
+# Questions about the support a provider gave, asked once per exit item of a combined link. Everything
+# else describes the person (or the police and courts) and is asked once.
+PER_ITEM: frozenset[str] = frozenset((*HELPED, "satisfaction"))
+
+SubmitOutcome = Literal["completed", "already", "different", "incomplete", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One page: a question, asked about the person (item None) or about one exit item's support."""
+
+    question: Question
+    item: LinkItemView | None = None
+    item_number: int = 0  # 1-based among the link's exit items; 0 for person-level questions
+    item_count: int = 0
+
+    @property
+    def key(self) -> str:
+        """The step's key in URLs and the API: `cope`, or `helped_cope.2` for the second of two supports."""
+        if self.item is not None and self.item_count > 1:
+            return f"{self.question.id}.{self.item_number}"
+        return self.question.id
+
+
+@dataclass(slots=True)
+class Answers:
+    """The answers so far: person-level by question id, and per exit item."""
+
+    person: dict[str, Any] = field(default_factory=dict)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Answers:
+        """Read the link's stored answers (a flat dict is taken as person-level answers)."""
+        if "person" not in raw and "items" not in raw:
+            return cls(person=dict(raw))
+        return cls(
+            person=dict(raw.get("person") or {}),
+            items={str(k): dict(v) for k, v in (raw.get("items") or {}).items()},
+        )
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys), so equal answers give equal text and digests."""
+        return json.dumps({"person": self.person, "items": self.items}, sort_keys=True, ensure_ascii=False)
+
+    def scope(self, step: Step) -> dict[str, Any]:
+        return self.items.setdefault(str(step.item.item_id), {}) if step.item else self.person
+
+    def has(self, step: Step) -> bool:
+        """Whether the step was answered (or skipped)."""
+        if step.item:
+            return step.question.id in self.items.get(str(step.item.item_id), {})
+        return step.question.id in self.person
+
+    def get(self, step: Step) -> Any:
+        if step.item:
+            return self.items.get(str(step.item.item_id), {}).get(step.question.id)
+        return self.person.get(step.question.id)
+
+    def set(self, step: Step, value: Any) -> None:
+        self.scope(step)[step.question.id] = value
+
+    def merged(self, item: LinkItemView) -> dict[str, Any]:
+        """Person-level answers with one item's answers on top (what conditions of that item see)."""
+        return {**self.person, **self.items.get(str(item.item_id), {})}
+
+    def digest(self) -> str:
+        """A short fingerprint of the answers, so a repeated submit can be told from a different one."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:20]
+
+
+def instrument_of(link: LinkView) -> Instrument:
+    """The instrument version the link was issued with."""
+    return load_instrument(link.instrument_version)
+
+
+def _master_order(inst: Instrument, scales: Sequence[str]) -> dict[str, int]:
+    """Rank of every question id: the core order with the switched-on scales after `scales_after`."""
+    core = [q.id for q in inst.questions]
+    wanted = {s.split("-")[0] for s in scales}
+    extra: list[str] = []
+    for name, pinned in inst.scales.items():
+        if name in wanted:
+            extra += [q.id for q in load_instrument(pinned).questions]
+    at = core.index(inst.scales_after) + 1 if inst.scales_after in core else len(core)
+    return {qid: n for n, qid in enumerate(core[:at] + extra + core[at:])}
+
+
+def exit_items(link: LinkView) -> list[LinkItemView]:
+    """The link's exit items, in link order: each gets its own questions about the support."""
+    return [i for i in link.items if i.wave == "exit"]
+
+
+def steps_for(link: LinkView, answers: Answers, inst: Instrument | None = None) -> list[Step]:
+    """Every page to ask, in order, given the answers so far (an answer can reveal or hide later ones)."""
+    inst = inst or instrument_of(link)
+    rank = _master_order(inst, link.scales)
+    person: dict[str, Question] = {}
+    for wave in link.waves:
+        for q in questions_for(inst, wave, link.scales, answers.person):
+            if q.id not in PER_ITEM:
+                person.setdefault(q.id, q)
+    blocks: list[Step] = []
+    exits = exit_items(link)
+    for number, item in enumerate(exits, start=1):
+        for q in questions_for(inst, "exit", link.scales, answers.merged(item)):
+            if q.id in PER_ITEM:
+                blocks.append(Step(q, item, number, len(exits)))
+    per_item_rank = min((rank[q] for q in PER_ITEM if q in rank), default=len(rank))
+    ordered = sorted(person.values(), key=lambda q: rank[q.id])
+    before = [Step(q) for q in ordered if rank[q.id] < per_item_rank]
+    after = [Step(q) for q in ordered if rank[q.id] >= per_item_rank]
+    return before + blocks + after
+
+
+def find_step(steps: Sequence[Step], key: str) -> int | None:
+    """Index of the step with this key, or None."""
+    for n, step in enumerate(steps):
+        if step.key == key:
+            return n
+    return None
+
+
+def first_unanswered(steps: Sequence[Step], answers: Answers) -> Step | None:
+    """Where a person resumes: the first step not yet answered, or None when all are."""
+    return next((s for s in steps if not answers.has(s)), None)
+
+
+def check_answer(step: Step, raw: Any) -> tuple[Any, str | None, str | None]:
+    """Validate a raw answer (form value, list, or a JSON number) against the instrument."""
+    if isinstance(raw, bool):
+        raw = str(raw).lower()
+    if isinstance(raw, int | float):
+        raw = str(raw)
+    elif isinstance(raw, list):
+        raw = [str(v) for v in raw]
+    return validate_answer(step.question, raw)
+
+
+def item_answers(link: LinkView, answers: Answers, item: LinkItemView, inst: Instrument) -> dict[str, Any]:
+    """The answers that belong in one item's Response: those asked at the item's wave.
+
+    Person-level answers apply to every item; answers to questions now hidden (say, after changing
+    an earlier answer) are left out, so the stored response matches what the routing asked.
+    """
+    merged = answers.merged(item)
+    asked = questions_for(inst, item.wave, link.scales, merged)
+    own = answers.items.get(str(item.item_id), {})
+    out: dict[str, Any] = {}
+    for q in asked:
+        source = own if q.id in PER_ITEM else answers.person
+        if q.id in source:
+            out[q.id] = source[q.id]
+    return out
+
+
+def submission_key(link_id: int, item_id: int) -> str:
+    """The idempotency key of a link item's response: one row per item, however often submitted."""
+    return hashlib.sha256(f"survey-link:{link_id}:item:{item_id}".encode()).hexdigest()
+
+
+# --- storage -----------------------------------------------------------------------------------------
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def _write() -> AsyncIterator[Any]:
+    """`db.write_transaction()`, queued in-process first on SQLite.
+
+    SQLite has one writer at a time; 64 concurrent submits each waiting in SQLite's busy handler
+    (which sleeps and retries) gave multi-second tails. Waiting on an asyncio lock instead is first
+    come, first served and wakes the next writer the moment the last one commits. One lock per event
+    loop, because an asyncio lock belongs to its loop. (Better placed in surveys.db for every writer.)
+    """
+    if not db.is_sqlite():
+        async with db.write_transaction() as tx:
+            yield tx
+        return
+    loop = asyncio.get_running_loop()
+    lock = _SQLITE_WRITERS.get(loop)
+    if lock is None:
+        lock = _SQLITE_WRITERS[loop] = asyncio.Lock()
+    async with lock, db.write_transaction() as tx:
+        yield tx
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _param(value: Any, sqlite: bool) -> Any:
+    # aiosqlite stores datetimes as text; write ISO 8601 as Piccolo does for Timestamptz.
+    if sqlite and isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+class _Tx:
+    """Raw statements on the write transaction's own connection (one code path for both engines)."""
+
+    def __init__(self, tx: Any) -> None:
+        self.conn = tx.connection
+        self.sqlite = db.is_sqlite()
+
+    def sql(self, text: str) -> str:
+        if self.sqlite:
+            return text
+        # `?` placeholders become `$1..$n` for asyncpg.
+        parts = text.split("?")
+        return "".join(p + (f"${n}" if n < len(parts) else "") for n, p in enumerate(parts, start=1))
+
+    async def fetchrow(self, text: str, *args: Any) -> dict[str, Any] | None:
+        values = [_param(a, self.sqlite) for a in args]
+        if self.sqlite:
+            cursor = await self.conn.execute(self.sql(text), values)
+            row = await cursor.fetchone()
+            return dict(row) if row is not None else None
+        row = await self.conn.fetchrow(self.sql(text), *values)
+        return dict(row) if row is not None else None
+
+    async def fetch(self, text: str, *args: Any) -> list[dict[str, Any]]:
+        values = [_param(a, self.sqlite) for a in args]
+        if self.sqlite:
+            cursor = await self.conn.execute(self.sql(text), values)
+            return [dict(r) for r in await cursor.fetchall()]
+        return [dict(r) for r in await self.conn.fetch(self.sql(text), *values)]
+
+    async def execute(self, text: str, *args: Any) -> None:
+        values = [_param(a, self.sqlite) for a in args]
+        if self.sqlite:
+            await self.conn.execute(self.sql(text), values)
+        else:
+            await self.conn.execute(self.sql(text), *values)
+
+
+async def _locked_link(t: _Tx, link_id: int) -> dict[str, Any] | None:
+    # FOR UPDATE serialises concurrent saves of one link on PostgreSQL; SQLite's IMMEDIATE transaction
+    # already holds the write lock.
+    lock = "" if t.sqlite else " FOR UPDATE"
+    return await t.fetchrow(f"SELECT answers, completed_at FROM survey_link WHERE id = ?{lock}", link_id)
+
+
+async def _write_responses(
+    t: _Tx,
+    link: LinkView,
+    answers: Answers,
+    inst: Instrument,
+    mode: str,
+    completed_at: dt.datetime | None,
+    items_fresh: bool = False,
+) -> int:
+    """Insert or update each item's response row; returns how many rows were written.
+
+    `items_fresh`: the link's items were read inside this transaction, with the link locked, so their
+    response ids are current; otherwise they are read again (another save may have created a row).
+    """
+    now = _now()
+    if items_fresh:
+        current = {i.item_id: i.response_id for i in link.items}
+    else:
+        rows = await t.fetch("SELECT id, response FROM link_item WHERE link = ?", link.id)
+        current = {r["id"]: r["response"] for r in rows}
+    for item in link.items:
+        cols = answer_columns(item_answers(link, answers, item, inst))
+        cols.update(mode=mode, completed_at=completed_at, updated_at=now)
+        response_id = current.get(item.item_id)
+        names = list(cols)
+        if response_id is not None:
+            sets = ", ".join(f"{c} = ?" for c in names)
+            await t.execute(f"UPDATE response SET {sets} WHERE id = ?", *cols.values(), response_id)
+            continue
+        key = submission_key(link.id, item.item_id)
+        cols.update(
+            referral=item.referral_pk, wave=item.wave, instrument_version=link.instrument_version,
+            submission_key=key, created_at=now,
+        )  # fmt: skip
+        names = list(cols)
+        marks = ", ".join("?" for _ in names)
+        insert = f"INSERT INTO response ({', '.join(names)}) VALUES ({marks}) RETURNING id"
+        if not t.sqlite:
+            # One round trip on PostgreSQL: insert the row and point the item at it.
+            await t.execute(
+                f"WITH r AS ({insert}) UPDATE link_item SET response = (SELECT id FROM r) WHERE id = ?",
+                *cols.values(), item.item_id,
+            )  # fmt: skip
+            continue
+        row = await t.fetchrow(insert, *cols.values())
+        assert row is not None
+        await t.execute("UPDATE link_item SET response = ? WHERE id = ?", row["id"], item.item_id)
+    return len(link.items)
+
+
+def _apply(link: LinkView, answers: Answers, inst: Instrument, updates: Sequence[tuple[str, Any]]) -> None:
+    # Steps are recomputed only after a routing answer: only those can reveal or hide a later step.
+    routing = _routing_ids(inst)
+    steps = steps_for(link, answers, inst)
+    for key, value in updates:
+        index = find_step(steps, key)
+        if index is None:
+            continue
+        answers.set(steps[index], value)
+        if steps[index].question.id in routing:
+            steps = steps_for(link, answers, inst)
+
+
+@dataclass(slots=True)
+class SaveResult:
+    """What a save did: `saved`, or `completed` when the link was completed meanwhile."""
+
+    status: Literal["saved", "completed"]
+    answers: Answers
+
+
+async def save_answers(
+    link: LinkView, updates: Sequence[tuple[str, Any]], mode: str | None = None
+) -> SaveResult:
+    """Apply validated answers (by step key) and save them with the partial responses, atomically.
+
+    The stored answers are re-read inside the transaction, so two devices answering different
+    questions at once both keep their answers.
+    """
+    inst = instrument_of(link)
+    async with _write() as tx:
+        t = _Tx(tx)
+        row = await _locked_link(t, link.id)
+        if row is None or row["completed_at"] is not None:
+            return SaveResult("completed", Answers.from_json(json.loads(row["answers"]) if row else {}))
+        answers = Answers.from_json(json.loads(row["answers"] or "{}"))
+        _apply(link, answers, inst, updates)
+        await t.execute(
+            "UPDATE survey_link SET answers = ?, opened_at = COALESCE(opened_at, ?) WHERE id = ?",
+            answers.to_json(), _now(), link.id,
+        )  # fmt: skip
+        await _write_responses(t, link, answers, inst, mode or link.mode, None)
+    link.answers = json.loads(answers.to_json())
+    return SaveResult("saved", answers)
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    """The outcome of a submit, with the answers as stored and the first missing step if incomplete."""
+
+    outcome: SubmitOutcome
+    answers: Answers
+    missing: Step | None = None
+    completed_at: dt.datetime | None = None
+
+
+async def submit(
+    link: LinkView,
+    digest: str | None = None,
+    updates: Sequence[tuple[str, Any]] = (),
+    mode: str | None = None,
+    now: dt.datetime | None = None,
+) -> SubmitResult:
+    """Complete the survey: every item's response gets `completed_at`, and the link is closed.
+
+    Idempotent: on a completed link, a submit of the same answers (same `digest`, or `updates` that
+    change nothing) is `already`, a different one `different`; neither writes anything. A survey with
+    a required question unanswered is `incomplete` (with the step to go back to).
+    """
+    now = now or _now()
+    async with _write() as tx:
+        t = _Tx(tx)
+        row = await _locked_link(t, link.id)
+        if row is None:
+            return SubmitResult("expired", Answers())
+        result = await _submit_in(t, link, row, digest, updates, mode, now)
+    return result
+
+
+async def _submit_in(
+    t: _Tx,
+    link: LinkView,
+    row: Mapping[str, Any],
+    digest: str | None,
+    updates: Sequence[tuple[str, Any]],
+    mode: str | None,
+    now: dt.datetime,
+    items_fresh: bool = False,
+) -> SubmitResult:
+    """The body of a submit, inside the caller's transaction with the link row locked."""
+    inst = instrument_of(link)
+    answers = Answers.from_json(json.loads(row["answers"] or "{}"))
+    original = answers.digest()
+    _apply(link, answers, inst, updates)
+    if row["completed_at"] is not None:
+        same = answers.digest() == original and (digest is None or digest == original)
+        return SubmitResult(
+            "already" if same else "different", answers, completed_at=_aware(row["completed_at"])
+        )
+    if link.expires_at <= now:
+        return SubmitResult("expired", answers)
+    missing = first_unanswered(steps_for(link, answers, inst), answers)
+    if missing is not None:
+        if updates:
+            await t.execute("UPDATE survey_link SET answers = ? WHERE id = ?", answers.to_json(), link.id)
+            await _write_responses(t, link, answers, inst, mode or link.mode, None, items_fresh)
+        return SubmitResult("incomplete", answers, missing=missing)
+    await t.execute(
+        "UPDATE survey_link SET answers = ?, completed_at = ?, opened_at = COALESCE(opened_at, ?) "
+        "WHERE id = ?",
+        answers.to_json(), now, now, link.id,
+    )  # fmt: skip
+    await _write_responses(t, link, answers, inst, mode or link.mode, now, items_fresh)
+    link.completed_at = now
+    link.answers = json.loads(answers.to_json())
+    return SubmitResult("completed", answers, completed_at=now)
+
+
+def _aware(value: Any) -> Any:
+    """A timestamp read with the raw driver: SQLite hands back ISO text."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+async def _link_by_token(t: _Tx, token: str) -> tuple[LinkView, dict[str, Any]] | None:
+    """The link of a token, read (and on PostgreSQL locked) on the transaction's own connection.
+
+    The same view as `surveys.links.resolve_link`, in two statements on one connection: on SQLite,
+    Piccolo opens a new connection and thread for each query outside a transaction, which was half
+    the time of an API submit.
+    """
+    if not token or len(token) > 100:
+        return None
+    lock = "" if t.sqlite else " FOR UPDATE"
+    row = await t.fetchrow(
+        "SELECT id, person_key, instrument_version, scales, mode, lang, answers, expires_at, completed_at "
+        f"FROM survey_link WHERE token_hash = ?{lock}",
+        token_hash(token),
+    )
+    if row is None:
+        return None
+    items = await t.fetch(
+        "SELECT li.id, li.referral, li.wave, li.response, o.code AS provider, o.service AS service "
+        "FROM link_item li JOIN referral r ON r.id = li.referral JOIN organisation o ON o.id = r.provider "
+        "WHERE li.link = ? ORDER BY li.id",
+        row["id"],
+    )
+    link = LinkView(
+        id=row["id"], person_key=row["person_key"], instrument_version=row["instrument_version"],
+        scales=[s for s in row["scales"].split(",") if s], mode=row["mode"], lang=row["lang"],
+        answers=json.loads(row["answers"] or "{}"), expires_at=_aware(row["expires_at"]),
+        completed_at=_aware(row["completed_at"]),
+        items=[
+            LinkItemView(item_id=i["id"], referral_pk=i["referral"], provider=i["provider"],
+                         service=i["service"] or "", wave=i["wave"], response_id=i["response"])
+            for i in items
+        ],
+    )  # fmt: skip
+    return link, row
+
+
+Problems = list[dict[str, str]]
+
+
+async def submit_by_token(
+    token: str, raw: Mapping[str, Any], mode: str | None = None
+) -> tuple[LinkView | None, SubmitResult | None, Problems]:
+    """The API's submit: look up, validate and complete in one transaction on one connection.
+
+    Returns (None, None, []) for an unknown token, (link, None, problems) when an answer is invalid
+    (nothing is saved), else (link, result, []).
+    """
+    now = _now()
+    async with _write() as tx:
+        t = _Tx(tx)
+        found = await _link_by_token(t, token)
+        if found is None:
+            return None, None, []
+        link, row = found
+        if link.completed_at is None and link.expires_at <= now:
+            return link, SubmitResult("expired", Answers()), []
+        accepted, problems = validate_updates(link, raw) if raw else ([], [])
+        if problems:
+            return link, None, problems
+        result = await _submit_in(t, link, row, None, accepted, mode, now, items_fresh=True)
+    return link, result, []
+
+
+def _routing_ids(inst: Instrument) -> frozenset[str]:
+    """Question ids that some condition looks at: only answering one of these can change the steps."""
+    return _routing_of(inst.id_version)
+
+
+@cache
+def _routing_of(id_version: str) -> frozenset[str]:
+    inst = load_instrument(id_version)
+    ids = {c.question for q in inst.questions for c in q.when}
+    for pinned in inst.scales.values():
+        ids |= {c.question for q in load_instrument(pinned).questions for c in q.when}
+    return frozenset(ids)
+
+
+def validate_updates(link: LinkView, raw: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], Problems]:
+    """Validate answers by step key, in survey order; a step revealed by an earlier answer counts.
+
+    Returns the validated (key, value) pairs and the problems, with the GOV.UK messages in English
+    and Welsh. A key that is not a step of this survey (now) is a problem too.
+    """
+    inst = instrument_of(link)
+    routing = _routing_ids(inst)
+    answers = Answers.from_json(link.answers)
+    pending = dict(raw)
+    accepted: list[tuple[str, Any]] = []
+    problems: Problems = []
+    steps = steps_for(link, answers, inst)
+    changed = True
+    while pending and changed:
+        changed = False
+        for step in steps:
+            if step.key not in pending:
+                continue
+            value, err_en, err_cy = check_answer(step, pending.pop(step.key))
+            if err_en:
+                problems.append({"key": step.key, "message": err_en, "message_cy": err_cy or err_en})
+                continue
+            answers.set(step, value)
+            accepted.append((step.key, value))
+            if step.question.id in routing:
+                changed = True  # this answer may reveal or hide later steps: recompute them
+                break
+        if changed:
+            steps = steps_for(link, answers, inst)
+    for key in pending:
+        problems.append({"key": key, "message": "This is not a question of this survey",
+                         "message_cy": "Dydy hwn ddim yn gwestiwn yn yr arolwg hwn"})  # fmt: skip
+    return accepted, problems
+
+
+async def set_language(link: LinkView, lang: str) -> None:
+    """Remember the person's language on the link, so every later page (and device) uses it."""
+    if lang not in ("en", "cy") or lang == link.lang:
+        return
+    async with _write() as tx:
+        await _Tx(tx).execute("UPDATE survey_link SET lang = ? WHERE id = ?", lang, link.id)
+    link.lang = lang
+
+
+async def support_dates(link: LinkView) -> dict[int, dt.date]:
+    """The date each exit item's support started (or its referral date): how a combined survey tells
+    the supports apart without naming the organisation."""
+    from surveys.tables import Referral
+
+    refs = [i.referral_pk for i in exit_items(link)]
+    if len(refs) < 2:
+        return {}
+    rows = await Referral.select(Referral.id, Referral.support_start, Referral.referral_date).where(
+        Referral.id.is_in(refs)
+    )
+    return {r["id"]: r["support_start"] or r["referral_date"] for r in rows}
