@@ -101,7 +101,7 @@ class Codebook:
 
     # -- edits (each returns the next version) -----------------------------------------------------
     def _next(self, themes: Iterable[Theme], change: str, lineage: Mapping[str, tuple[str, ...]]) -> Codebook:
-        full = {code: (code,) for code in self.codes}
+        full: dict[str, tuple[str, ...]] = {code: (code,) for code in self.codes}
         full.update(lineage)
         return Codebook(
             version=self.version + 1,

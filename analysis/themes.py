@@ -1,6 +1,6 @@
 """Multi-label theme classifier for victims' free-text answers, and its versioned model file.
 
-The classifier is a scikit-learn estimator: TF-IDF word 1-2 grams and ``char_wb`` 2-5 grams (which
+The classifier is a scikit-learn estimator: TF-IDF word 1-2 grams and ``char_wb`` 3-5 grams (which
 survive misspellings and text-speak such as "counselin" or "no1") feed one logistic regression per
 theme. Each theme gets its own decision threshold, chosen by cross-validation on the training data
 only, because themes differ a lot in how sure the model can be (``housing`` has telling words,
@@ -26,6 +26,7 @@ import joblib
 import numpy as np
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.exceptions import DataConversionWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, cross_val_predict
@@ -47,6 +48,7 @@ __all__ = [
     "model_path",
     "train",
     "tune_thresholds",
+    "validate_texts",
 ]
 
 TRAIN_FILE = "themes-train.jsonl"
@@ -79,6 +81,15 @@ def as_texts(X: Any) -> list[str]:
     raise ValueError(f"expected a 1-D sequence of texts or a 2-D table, got {arr.ndim} dimensions")
 
 
+def _is_label_lists(y: Any) -> bool:
+    """True for ``[["housing"], [], ["safety", "respect"]]``; False for 0/1 rows or a label array."""
+    if not isinstance(y, list | tuple) or not y:
+        return False
+    if not all(isinstance(v, list | tuple | set | frozenset) for v in y):
+        return False
+    return all(isinstance(item, str) for v in y for item in v)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -89,15 +100,53 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _n_columns(X: Any) -> int:
-    """Columns of the input as scikit-learn counts them: 1 for a sequence of texts."""
-    shape = getattr(X, "shape", None)
-    if shape is not None and len(shape) == 2:
-        return int(shape[1])
-    first = next(iter(X), None) if not hasattr(X, "shape") else None
-    if isinstance(first, list | tuple | np.ndarray):
-        return len(first)
-    return 1
+def validate_texts(X: Any, estimator: Any = None, *, reset: bool = False) -> list[str]:
+    """Check estimator input and return its documents (see :func:`as_texts`).
+
+    Applies scikit-learn's input rules to text: no complex numbers, at least one sample and one column,
+    1-D input must hold strings (a 1-D array of numbers is a mistake, not a list of answers), and the
+    number of columns must match fit. With ``reset`` it records ``n_features_in_`` on ``estimator``.
+    """
+    if isinstance(X, str | bytes):
+        raise ValueError("expected a sequence of texts, got a single string")
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError("text estimators do not take sparse matrices; pass the texts")
+    try:
+        raw = np.asarray(X)
+    except ValueError:
+        raw = np.asarray(X, dtype=object)
+    if raw.dtype.kind == "c":
+        raise ValueError("Complex data not supported")
+    if raw.ndim not in (1, 2):
+        raise ValueError(f"expected a 1-D sequence of texts or a 2-D table, got {raw.ndim} dimensions")
+    if raw.ndim == 2 and raw.shape[1] == 0:
+        raise ValueError(f"0 feature(s) (shape={raw.shape}) while a minimum of 1 is required.")
+    if raw.shape[0] == 0:
+        raise ValueError(f"0 sample(s) (shape={raw.shape}) while a minimum of 1 is required.")
+    if raw.ndim == 1 and raw.dtype.kind in "biuf":
+        raise ValueError(
+            "Expected a sequence of texts, got 1-D numbers. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+            "if it contains a single sample."
+        )
+    n_columns = 1 if raw.ndim == 1 else int(raw.shape[1])
+    if estimator is not None:
+        if reset:
+            estimator.n_features_in_ = n_columns
+        elif hasattr(estimator, "n_features_in_") and n_columns != estimator.n_features_in_:
+            name = type(estimator).__name__
+            if raw.ndim == 1:
+                raise ValueError(
+                    f"{name} was fitted on {estimator.n_features_in_} columns but got 1-D texts. "
+                    "Reshape your data to the table shape used in fit."
+                )
+            raise ValueError(
+                f"X has {n_columns} features, but {name} is expecting {estimator.n_features_in_} "
+                "features as input."
+            )
+    if raw.ndim == 1:
+        return [_cell(v) for v in raw.tolist()]
+    return [" ".join(_cell(v) for v in row) for row in raw.tolist()]
 
 
 # -- cue vocabulary ---------------------------------------------------------------------------------------
@@ -157,8 +206,9 @@ CUE_TOKENS: dict[str, str] = {
 CUE_PHRASES: dict[str, tuple[str, ...]] = {
     "police_response": ("came out", "crime number", "crime reference", "action fraud", "did nothing",
                         "taken seriously", "no officers"),
-    "no_information": ("didnt know", "didnt even know", "did not know", "no idea", "never knew", "nobody told me",
-                       "no one told me", "noone told me", "no1 told", "wasnt told", "where to go", "where to get",
+    "no_information": ("didnt know", "didnt even know", "did not know", "no idea", "never knew",
+                       "nobody told me", "no one told me", "noone told me", "no1 told", "wasnt told",
+                       "where to go", "where to get",
                        "where to turn", "where to look", "who to call", "who to contact", "who to go",
                        "who to ring", "found out about", "known sooner", "how to get", "how to find",
                        "how to access", "how to apply"),
@@ -174,7 +224,8 @@ CUE_PHRASES: dict[str, tuple[str, ...]] = {
                          "time off", "at work", "easy read", "learning difficulties", "phone sessions",
                          "video call", "home visit", "home visits", "get to the", "get there"),
     "waiting_times": ("waiting list", "took ages", "took so long", "on hold", "call back", "callback",
-                      "get back to me", "got back to me", "same day", "next day", "too long", "still waiting"),
+                      "get back to me", "got back to me", "same day", "next day", "too long",
+                      "still waiting"),
     "justice_process": ("no further action", "cross examined", "cross examination", "restraining order",
                         "protection order", "personal statement", "special measures", "video link",
                         "community order", "found guilty", "not guilty"),
@@ -188,14 +239,16 @@ CUE_PHRASES: dict[str, tuple[str, ...]] = {
     "coordination": ("over again", "from scratch", "pillar to post", "ping pong", "each other", "joined up",
                      "one point", "one number", "one person", "key worker", "different people",
                      "different services", "different agencies", "too many", "so many", "same questions",
-                     "someone elses", "round and round", "fell through", "main contact", "talk to each other"),
+                     "someone elses", "round and round", "fell through", "main contact",
+                     "talk to each other"),
     "safety": ("panic button", "turned up", "turns up", "turning up", "where i live", "where we live",
                "see him", "in control", "happen again"),
     "financial": ("sick pay", "universal credit", "food bank", "took my", "lost my", "lost all"),
     "respect": ("talked down", "talk down", "spoke to me", "made me feel", "treated me", "like a"),
     "positive_support": ("support worker", "someone to talk", "talk to", "talking to", "2 talk",
-                         "saved my life", "changed my life", "made a difference", "weight off", "without her",
-                         "without them", "without him", "really good", "less alone", "my life back"),
+                         "saved my life", "changed my life", "made a difference", "weight off",
+                         "without her", "without them", "without him", "really good", "less alone",
+                         "my life back"),
 }
 _TOKEN = re.compile(r"[a-z0-9£']+")
 _CUE_CODES: tuple[str, ...] = tuple(CUE_TOKENS)
@@ -253,17 +306,18 @@ class ThemeCues(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         tags.requires_fit = False
+        # Text in, counts out: there is no input float dtype to preserve.
+        tags.transformer_tags.preserves_dtype = []
         return tags
 
     def fit(self, X: Any, y: Any = None) -> ThemeCues:
         """Record the input width; nothing is learned."""
-        as_texts(X)
-        self.n_features_in_ = _n_columns(X)
+        validate_texts(X, self, reset=True)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         """Cue features of the texts, shape (n_texts, n_themes)."""
-        texts = as_texts(X)
+        texts = validate_texts(X, self)
         return np.log1p(cue_counts(texts)) * np.float32(self.weight)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -272,7 +326,7 @@ class ThemeCues(TransformerMixin, BaseEstimator):
 
 
 def text_features(word_ngram_range: tuple[int, int] = (1, 2),
-                  char_ngram_range: tuple[int, int] = (2, 5),
+                  char_ngram_range: tuple[int, int] | None = (3, 5),
                   max_features: int | None = 60000, cue_weight: float = 1.0) -> FeatureUnion:
     """TF-IDF of words and of characters within word boundaries, plus theme cue counts, side by side."""
     # sublinear_tf: a long answer repeating "police" is not more about the police than a short one.
@@ -281,10 +335,12 @@ def text_features(word_ngram_range: tuple[int, int] = (1, 2),
         token_pattern=r"(?u)\b\w+\b", lowercase=True, max_features=max_features, dtype=np.float32,
     )
     char = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=char_ngram_range, sublinear_tf=True, min_df=2,
+        analyzer="char_wb", ngram_range=char_ngram_range or (3, 5), sublinear_tf=True, min_df=2,
         lowercase=True, max_features=max_features, dtype=np.float32,
     )
-    parts: list[tuple[str, Any]] = [("word", word), ("char", char)]
+    parts: list[tuple[str, Any]] = [("word", word)]
+    if char_ngram_range is not None:
+        parts.append(("char", char))
     if cue_weight:
         parts.append(("cues", ThemeCues(weight=cue_weight)))
     return FeatureUnion(parts)
@@ -327,7 +383,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     class_weight : "balanced" or None
         Each theme is rare among answers; balancing stops the model from predicting "never".
     word_ngram_range, char_ngram_range : tuple of int
-        N-gram ranges of the word and ``char_wb`` TF-IDF.
+        N-gram ranges of the word and ``char_wb`` TF-IDF; ``char_ngram_range=None`` drops the
+        character features (faster, weaker on misspellings).
     max_features : int or None
         Vocabulary cap per vectoriser (bounds memory and prediction time).
     cue_weight : float
@@ -343,7 +400,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, classes: Sequence[str] | None = None, C: float = 8.0,
                  class_weight: str | None = "balanced", word_ngram_range: tuple[int, int] = (1, 2),
-                 char_ngram_range: tuple[int, int] = (2, 5), max_features: int | None = 60000,
+                 char_ngram_range: tuple[int, int] | None = (3, 5), max_features: int | None = 60000,
                  cue_weight: float = 1.0, threshold_cv: int = 5, random_state: int = 0) -> None:
         self.classes = classes
         self.C = C
@@ -375,15 +432,22 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         ])
 
     def _encode_y(self, y: Any) -> np.ndarray:
-        if isinstance(y, list | tuple) and y and all(isinstance(v, list | tuple | set | frozenset) for v in y):
+        if _is_label_lists(y):
             mlb = MultiLabelBinarizer(classes=list(self.classes) if self.classes is not None else None)
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # unknown labels are a labelling mistake, not noise
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 Y = mlb.fit_transform(y)
+            if caught:
+                # Labels outside ``classes`` are a labelling mistake, not noise to drop silently.
+                raise ValueError(f"labels outside classes: {caught[0].message}")
             self.classes_ = np.asarray(mlb.classes_, dtype=object)
             self.multilabel_ = True
             return Y.astype(np.int8)
         y_arr = np.asarray(y)
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it is ravelled.",
+                          DataConversionWarning, stacklevel=3)
+            y_arr = y_arr.ravel()
         if y_arr.ndim == 2:
             kind = type_of_target(y_arr)
             if kind not in ("multilabel-indicator",):
@@ -411,13 +475,12 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> ThemeClassifier:
         """Fit on texts ``X`` and labels ``y``; returns ``self``."""
-        texts = as_texts(X)
         if y is None:
             raise ValueError("ThemeClassifier requires y to be passed, but the target y is None")
+        texts = validate_texts(X, self, reset=True)
         Y = self._encode_y(y)
         if len(texts) != Y.shape[0]:
             raise ValueError(f"X has {len(texts)} texts but y has {Y.shape[0]} rows")
-        self.n_features_in_ = _n_columns(X)
         # Columns with a single value (a theme nobody, or everybody, has) cannot train a regression;
         # they get a constant score instead.
         prevalence = Y.mean(axis=0)
@@ -443,12 +506,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probability of each theme per text, shape (n_texts, n_themes); rows need not sum to 1."""
         check_is_fitted(self, "thresholds_")
-        texts = as_texts(X)
-        n_cols = _n_columns(X)
-        if n_cols != self.n_features_in_:
-            raise ValueError(
-                f"X has {n_cols} features, but ThemeClassifier is expecting {self.n_features_in_} features"
-            )
+        texts = validate_texts(X, self)
         out = np.zeros((len(texts), len(self.classes_)), dtype=float)
         if self.pipeline_ is not None:
             proba = self.pipeline_.predict_proba(texts)

@@ -1,0 +1,76 @@
+"""Sentiment: TextBlob features, the calibrated classifier, and its model file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.pipeline import Pipeline
+from textblob import TextBlob
+
+from analysis.sentiment import (
+    SentimentClassifier,
+    SentimentModel,
+    TextBlobFeatures,
+    load_model,
+    textblob_label,
+    textblob_scores,
+)
+
+
+def test_textblob_scores_match_textblob() -> None:
+    texts = ["The officer was wonderful", "It was awful and nobody helped", "", "n/a"]
+    got = textblob_scores(texts)
+    for text, (pol, subj) in zip(texts, got, strict=True):
+        expected = TextBlob(text).sentiment if text else (0.0, 0.0)
+        assert pol == pytest.approx(expected[0]) and subj == pytest.approx(expected[1])
+
+
+def test_baseline_thresholds() -> None:
+    assert list(textblob_label(np.array([-0.5, 0.0, 0.5]))) == ["negative", "neutral", "positive"]
+
+
+def test_features_shape_and_precomputed_scores() -> None:
+    texts = ["not good at all!", "thank you so much"]
+    feats = TextBlobFeatures().fit(texts)
+    a = feats.transform(texts)
+    b = feats.transform(texts, scores=textblob_scores(texts))
+    assert a.shape == (2, 8)
+    np.testing.assert_array_equal(a, b)
+    assert a[0, 3] > 0 and a[1, 4] == 1  # a negation in the first, thanks in the second
+
+
+def test_model_beats_textblob_on_domain_negatives(small_sentiment_model: SentimentModel) -> None:
+    clf = small_sentiment_model.classifier
+    texts = ["I never heard back from anyone", "Nobody told me there was any support",
+             "My worker was brilliant, thank you", "I was referred by the police."]
+    pred = list(clf.predict(texts))
+    assert pred[:2] == ["negative", "negative"]
+    assert pred[2] == "positive"
+    proba = clf.predict_proba(texts)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert list(clf.classes_) == ["negative", "neutral", "positive"]
+
+
+def test_reasonable_on_held_out(small_sentiment_model: SentimentModel,
+                                test_rows: list[dict[str, Any]]) -> None:
+    from analysis.evaluate import evaluate_sentiment
+
+    result = evaluate_sentiment(small_sentiment_model, test_rows)
+    assert result["model_accuracy"] > result["textblob_accuracy"]
+    assert result["model_accuracy"] > 0.7
+
+
+def test_in_a_pipeline(train_rows: list[dict[str, Any]]) -> None:
+    from analysis.redaction import Redactor
+
+    pipe = Pipeline([("redact", Redactor()), ("sentiment", SentimentClassifier(C=1.0, calibration_cv=2))])
+    pipe.fit([r["text"] for r in train_rows], [r["sentiment"] for r in train_rows])
+    assert pipe.predict(["Thank you, the support was amazing"])[0] == "positive"
+
+
+def test_shipped_model_loads() -> None:
+    model = load_model()
+    assert model.model_version.startswith("sentiment-")
+    assert model.metadata()["n_training"] == model.n_training > 500
