@@ -25,6 +25,7 @@ from outcomes.controllers import MetricsController
 from settings import get_settings
 from surveys import db, services
 from surveys.controllers import OrganisationController, ReferralController, ResponseController
+from surveys.outreach_controllers import CallTaskController, InvitationController, ReferralOutreachController
 from surveys.pages import route_handlers as survey_page_handlers
 from surveys.pages import template_config as survey_template_config
 from surveys.pages.assets import install_on_startup as install_survey_assets
@@ -93,7 +94,7 @@ def openapi_config() -> OpenAPIConfig:
         ),
         path="/schema",
         render_plugins=[swagger],
-        openapi_router=Router(path="/schema", route_handlers=[], opt=public()),
+        openapi_router=Router(path="/schema", route_handlers=[], opt=public(), include_in_schema=False),
         components=Components(
             security_schemes={
                 "apiKey": SecurityScheme(type="http", scheme="bearer", description="vop API key")
@@ -107,8 +108,9 @@ def openapi_config() -> OpenAPIConfig:
 def background_jobs() -> list[Callable[[asyncio.Event], Awaitable[None]]]:
     """Loops that run beside the server: text analysis (and the schedule and outbox, once wired)."""
     from analysis.services import run_background as analyse_texts
+    from surveys.outbox import run_background as schedule_and_dispatch
 
-    return [analyse_texts]
+    return [analyse_texts, schedule_and_dispatch]
 
 
 async def on_startup(app: Litestar) -> None:
@@ -146,6 +148,9 @@ def create_app() -> Litestar:
             VrgController,
             AlertController,
             ReviewController,
+            ReferralOutreachController,
+            InvitationController,
+            CallTaskController,
             assets,
             *survey_page_handlers(),
         ],

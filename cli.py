@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from surveys.outreach_cli import register as register_outreach
+
 app = typer.Typer(
     name="vop",
     help="Victim Outcomes Platform: coordinated outcome surveys, MoJ metrics and victims' own words.",
@@ -39,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(text_app, name="text")
+register_outreach(app)  # schedule, dispatch, link, invitations
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -591,6 +594,26 @@ def text_classify(
                 "safeguarding": bool(found["safeguarding"]),
             }
             print(json.dumps(out, ensure_ascii=False))
+
+
+@text_app.command("retrain")
+def text_retrain(
+    output: Annotated[Path | None, typer.Option(help="Model folder (default: the packaged models).")] = None,
+) -> None:
+    """Retrain the theme model on the labelled corpus plus the reviewers' confirmed labels."""
+    from analysis.services import analyser, confirmed_labels
+    from analysis.themes import MODEL_DIR, TRAIN_FILE, load_labelled, model_path, train
+
+    reviewed = run(confirmed_labels)
+    rows = list(load_labelled(TRAIN_FILE)) + [{"text": text, "themes": themes} for text, themes in reviewed]
+    with progress() as bar:
+        bar.add_task(f"training on {len(rows):,} answers ({len(reviewed):,} reviewed)", total=None)
+        model = train(rows=rows, save_to=output or MODEL_DIR)
+    analyser.cache_clear()
+    console.print(
+        f"theme model written to {model_path(model.codebook_version, output or MODEL_DIR)} "
+        f"(training data sha256 {model.training_sha256[:12]}...)"
+    )
 
 
 @app.command()

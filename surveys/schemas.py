@@ -131,3 +131,116 @@ class Health(msgspec.Struct):
     status: Literal["ok"]
     database: str
     version: str
+
+
+# --- coordinated surveys: schedule, contact history, invitations, call tasks (issue 3) --------------
+
+WaveName = Literal["baseline", "exit", "follow_up"]
+
+
+class WaveRead(msgspec.Struct):
+    """Where one wave of a referral stands (contact_rules.WaveState)."""
+
+    wave: WaveName
+    state: Literal["upcoming", "due", "invited", "completed", "expired", "missed", "void", "blocked"]
+    due_on: dt.date | None
+    last_day: dt.date | None
+    reason: str
+
+
+class ReasonRead(msgspec.Struct):
+    code: str
+    detail: str
+
+
+class ReferralSchedule(msgspec.Struct):
+    """A referral's waves and what the contact rules say about the person now (across providers)."""
+
+    provider: str
+    referral_id: str
+    contact_allowed: bool
+    channel: str | None
+    action: Literal["send_invitation", "send_reminder", "wait", "none"]
+    next_check_at: dt.datetime | None
+    opted_out: bool
+    snoozed_until: dt.datetime | None
+    waves: list[WaveRead]
+    reasons: list[ReasonRead]
+
+
+class ContactEventRead(msgspec.Struct):
+    """One line of the contact history: codes and plain sentences, never message text or contacts."""
+
+    at: dt.datetime
+    kind: str
+    wave: str
+    reasons: list[str]
+    detail: str
+    actor: str
+    invitation_id: int | None
+
+
+class SnoozeCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """"Not now" on the person's behalf: until a date, or for a number of days (one of the two)."""
+
+    until: dt.date | None = None
+    days: Annotated[int, msgspec.Meta(ge=1, le=366)] | None = None
+
+
+class ContactPreferenceRead(msgspec.Struct):
+    opted_out: bool
+    snoozed_until: dt.datetime | None
+
+
+class InvitationItemRead(msgspec.Struct):
+    provider: str
+    referral_id: str
+    wave: WaveName
+
+
+InvitationStatus = Literal["queued", "sent", "completed", "expired", "cancelled", "failed"]
+
+
+class InvitationRead(msgspec.Struct):
+    id: int
+    status: InvitationStatus
+    channel: str
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    expires_at: dt.datetime
+    completed_at: dt.datetime | None
+    reminders_sent: int
+    items: list[InvitationItemRead]
+
+
+class InvitationPage(msgspec.Struct):
+    items: list[InvitationRead]
+    total: int
+    page: int
+    page_size: int
+
+
+CallTaskStatus = Literal["open", "done", "no_answer", "declined", "cancelled", "superseded"]
+
+
+class CallTaskRead(msgspec.Struct):
+    """An assisted invitation: the provider's practitioner calls and completes the survey with the person."""
+
+    id: int
+    provider: str
+    status: CallTaskStatus
+    created_at: dt.datetime
+    due_at: dt.datetime
+    closed_at: dt.datetime | None
+    items: list[InvitationItemRead]
+
+
+class CallTaskClose(msgspec.Struct, forbid_unknown_fields=True):
+    outcome: Literal["done", "no_answer", "declined"]
+
+
+class PhoneLink(msgspec.Struct):
+    """A fresh phone-mode survey link, shown once."""
+
+    url: str
+    expires_at: dt.datetime
