@@ -16,13 +16,10 @@ Nothing here logs an answer (special category data).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
-import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -197,32 +194,6 @@ def submission_key(link_id: int, item_id: int) -> str:
 # --- storage -----------------------------------------------------------------------------------------
 
 
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@asynccontextmanager
-async def _write() -> AsyncIterator[Any]:
-    """`db.write_transaction()`, queued in-process first on SQLite.
-
-    SQLite has one writer at a time; 64 concurrent submits each waiting in SQLite's busy handler
-    (which sleeps and retries) gave multi-second tails. Waiting on an asyncio lock instead is first
-    come, first served and wakes the next writer the moment the last one commits. One lock per event
-    loop, because an asyncio lock belongs to its loop. (Better placed in surveys.db for every writer.)
-    """
-    if not db.is_sqlite():
-        async with db.write_transaction() as tx:
-            yield tx
-        return
-    loop = asyncio.get_running_loop()
-    lock = _SQLITE_WRITERS.get(loop)
-    if lock is None:
-        lock = _SQLITE_WRITERS[loop] = asyncio.Lock()
-    async with lock, db.write_transaction() as tx:
-        yield tx
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -359,7 +330,7 @@ async def save_answers(
     questions at once both keep their answers.
     """
     inst = instrument_of(link)
-    async with _write() as tx:
+    async with db.write_transaction() as tx:
         t = _Tx(tx)
         row = await _locked_link(t, link.id)
         if row is None or row["completed_at"] is not None:
@@ -399,7 +370,7 @@ async def submit(
     a required question unanswered is `incomplete` (with the step to go back to).
     """
     now = now or _now()
-    async with _write() as tx:
+    async with db.write_transaction() as tx:
         t = _Tx(tx)
         row = await _locked_link(t, link.id)
         if row is None:
@@ -505,7 +476,7 @@ async def submit_by_token(
     (nothing is saved), else (link, result, []).
     """
     now = _now()
-    async with _write() as tx:
+    async with db.write_transaction() as tx:
         t = _Tx(tx)
         found = await _link_by_token(t, token)
         if found is None:
@@ -574,7 +545,7 @@ async def set_language(link: LinkView, lang: str) -> None:
     """Remember the person's language on the link, so every later page (and device) uses it."""
     if lang not in ("en", "cy") or lang == link.lang:
         return
-    async with _write() as tx:
+    async with db.write_transaction() as tx:
         await _Tx(tx).execute("UPDATE survey_link SET lang = ? WHERE id = ?", lang, link.id)
     link.lang = lang
 
