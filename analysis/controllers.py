@@ -9,16 +9,15 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from access import audit
 from access.keys import Principal
 from access.policy import client_address, policy
 from analysis import services
+from surveys.schemas import RowId
 
-# Ids beyond a 32-bit integer cannot exist; PostgreSQL would refuse them with an error, so refuse first.
-RowId = Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
 ThemeCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 

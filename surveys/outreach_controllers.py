@@ -26,6 +26,7 @@ from surveys.schemas import (
     InvitationStatus,
     PhoneLink,
     ReferralSchedule,
+    RowId,
     SnoozeCreate,
 )
 
@@ -158,7 +159,7 @@ class CallTaskController(Controller):
         status_code=HTTP_200_OK,
     )  # fmt: skip
     async def start_call(
-        self, request: Request, task_id: FromPath[int], principal: NamedDependency[Principal]
+        self, request: Request, task_id: RowId, principal: NamedDependency[Principal]
     ) -> PhoneLink:
         """A fresh phone-mode survey link for the call (shown once; valid for a day)."""
         base_url = get_settings().public_base_url
@@ -176,7 +177,7 @@ class CallTaskController(Controller):
     async def close_call(
         self,
         request: Request,
-        task_id: FromPath[int],
+        task_id: RowId,
         data: JSONBody[CallTaskClose],
         principal: NamedDependency[Principal],
     ) -> CallTaskRead:

@@ -6,6 +6,11 @@ import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
+from litestar.params import PathParameter
+
+# A row id in a path. Ids beyond a 32-bit integer cannot exist, and PostgreSQL refuses them with an
+# error, so they are refused here first (400).
+RowId = Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
 
 Service = Literal["general", "sav", "cse", "da", "hate", "other"]
 Source = Literal["police", "self", "agency", "other"]
