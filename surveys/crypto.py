@@ -39,7 +39,8 @@ class Keyring:
 
     def person_key(self, person_id: str) -> str:
         """The keyed hash of a referrer's person identifier (hex), after trimming surrounding spaces."""
-        return hmac.new(self.person, person_id.strip().encode(), hashlib.sha256).hexdigest()
+        # hmac.digest is the one-call C path: a year of referrals is hashed in a fraction of a second.
+        return hmac.digest(self.person, person_id.strip().encode(), "sha256").hex()
 
     def encrypt(self, plaintext: str | None) -> str | None:
         """AES-GCM ciphertext as base64 (nonce + ciphertext); None and empty stay None."""

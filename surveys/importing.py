@@ -228,16 +228,22 @@ def check_referral_providers(
     """FileRejected for providers that are unknown or not the caller's, and ids repeated in the file."""
     cols = parsed.columns
     problems: list[Problem] = []
-    for number, code in zip(parsed.numbers, cols["provider"], strict=True):
-        if only_provider is not None and code != only_provider:
-            problems.append(Problem(number, "provider", f"you may import only {only_provider}'s referrals"))
-        elif code not in orgs:
-            problems.append(Problem(number, "provider", f"{code!r} is not a known organisation"))
-        elif orgs[code][1] != "provider":
-            problems.append(Problem(number, "provider", f"{code!r} is a commissioner, not a provider"))
-    problems += _duplicates(
-        parsed.numbers, list(zip(cols["provider"], cols["referral_id"], strict=True)), "referral_id"
-    )
+    allowed = {code for code, (_, kind) in orgs.items() if kind == "provider"}
+    if only_provider is not None:
+        allowed &= {only_provider}
+    # Fast path: a clean file is checked with set operations; rows are walked only to name the bad ones.
+    if not set(cols["provider"]) <= allowed:
+        for number, code in zip(parsed.numbers, cols["provider"], strict=True):
+            if only_provider is not None and code != only_provider:
+                reason = f"you may import only {only_provider}'s referrals"
+                problems.append(Problem(number, "provider", reason))
+            elif code not in orgs:
+                problems.append(Problem(number, "provider", f"{code!r} is not a known organisation"))
+            elif orgs[code][1] != "provider":
+                problems.append(Problem(number, "provider", f"{code!r} is a commissioner, not a provider"))
+    keys = list(zip(cols["provider"], cols["referral_id"], strict=True))
+    if len(set(keys)) != len(keys):
+        problems += _duplicates(parsed.numbers, keys, "referral_id")
     if problems:
         problems.sort(key=lambda p: p.row)
         raise FileRejected(problems[:MAX_PROBLEMS_LISTED], len(problems))
