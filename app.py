@@ -106,11 +106,12 @@ def openapi_config() -> OpenAPIConfig:
 
 
 def background_jobs() -> list[Callable[[asyncio.Event], Awaitable[None]]]:
-    """Loops that run beside the server: text analysis (and the schedule and outbox, once wired)."""
+    """Loops that run beside the server: text analysis, the schedule and outbox, retention."""
+    from access.erasure import run_background as retention
     from analysis.services import run_background as analyse_texts
     from surveys.outbox import run_background as schedule_and_dispatch
 
-    return [analyse_texts, schedule_and_dispatch]
+    return [analyse_texts, schedule_and_dispatch, retention]
 
 
 async def on_startup(app: Litestar) -> None:

@@ -8,6 +8,8 @@ of every registered table, so a table added later is covered without changing th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
 import secrets
@@ -168,3 +170,22 @@ async def pseudonymise_old_answers(now: dt.date, years: int) -> int:
                 .run()
             )
     return len(old)
+
+
+async def run_background(stop: asyncio.Event, every_seconds: float = 6 * 3600.0) -> None:
+    """While the server runs: delete contact details whose purpose has ended, a few times a day."""
+    import logging
+
+    log = logging.getLogger("vop.retention")
+    while not stop.is_set():
+        try:
+            erased = await erase_spent_contact_details(dt.date.today())
+            if erased:
+                from access import audit
+
+                await audit.record("retention.run", actor="background", detail={"contacts_erased": erased})
+                log.info("contact details erased", extra={"referrals": erased})
+        except Exception:  # retried on the next turn; the loop must outlive a failed run
+            log.exception("retention run failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_seconds)
