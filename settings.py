@@ -39,6 +39,8 @@ class Settings:
     rate_limit_failures_per_minute: int = 20
     log_level: str = "INFO"
     background_jobs: bool = True
+    # Optional validated scales a service has switched on: {"sav": ["swemwbs", "phq9"], ...}
+    scales_by_service: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -89,6 +91,22 @@ def _secret(env: str, notes: list[str]) -> bytes:
     return path.read_text().strip().encode()
 
 
+def _scales(raw: str) -> dict[str, list[str]]:
+    """`sav:swemwbs,phq9;da:swemwbs` -> {"sav": ["swemwbs", "phq9"], "da": ["swemwbs"]}."""
+    known = {"swemwbs", "ons4", "phq9", "gad7"}
+    found: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in raw.split(";"))):
+        service, _, names = part.partition(":")
+        scales = [n.strip() for n in names.split(",") if n.strip()]
+        if not service.strip() or set(scales) - known:
+            raise SettingsError(
+                f"VOP_SCALES_BY_SERVICE must look like 'sav:swemwbs,phq9;da:swemwbs' with scales from "
+                f"{', '.join(sorted(known))}; got {part!r}"
+            )
+        found[service.strip()] = scales
+    return found
+
+
 def load_settings() -> Settings:
     """Read the environment into a Settings object; raises SettingsError with a clear message."""
     env = os.environ.get("VOP_ENV", "development")
@@ -119,6 +137,7 @@ def load_settings() -> Settings:
         rate_limit_failures_per_minute=_int("VOP_RATE_LIMIT_FAILURES", 20),
         log_level=os.environ.get("VOP_LOG_LEVEL", "INFO"),
         background_jobs=os.environ.get("VOP_BACKGROUND_JOBS", "true").lower() != "false",
+        scales_by_service=_scales(os.environ.get("VOP_SCALES_BY_SERVICE", "")),
         notes=notes,
     )
 

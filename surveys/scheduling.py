@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from settings import get_settings
 from surveys import db, links
 from surveys.contact_rules import (
     Action,
@@ -392,7 +393,12 @@ def _plan_person(person: Person, decision: ContactDecision, now: dt.datetime, w:
         thash = token_hash(token)
         newest = person.newest_referral()
         assisted = decision.channel == "phone"
-        w.links.append((thash, person.key, "phone" if assisted else "web", now, decision.expires_at))
+        # Optional scales: those switched on for the services of the waves this link asks about.
+        on = get_settings().scales_by_service
+        asked = {(i.provider, i.referral_id) for i in decision.items}
+        services = {r.service for r in person.referrals if (r.provider, r.referral_id) in asked}
+        scales = ",".join(sorted({scale for service in services for scale in on.get(service, [])}))
+        w.links.append((thash, person.key, scales, "phone" if assisted else "web", now, decision.expires_at))
         for item in decision.items:
             w.link_items.append((thash, person.pk_of[(item.provider, item.referral_id)], item.wave))
         w.invitations.append(
@@ -498,7 +504,7 @@ async def _write(w: _Writes, now: dt.datetime) -> None:
                 tx,
                 "INSERT INTO survey_link (token_hash, person_key, instrument_version, scales, mode, lang, "
                 f"answers, created_at, expires_at) VALUES ({_marks(9)})",
-                [(h, p, "core-1", "", mode, "en", "{}", c, e) for h, p, mode, c, e in w.links],
+                [(h, p, "core-1", scales, mode, "en", "{}", c, e) for h, p, scales, mode, c, e in w.links],
             )
             cond, params = _in([row[0] for row in w.links])
             link_ids = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from surveys import links, outbox, scheduling
 from surveys.crypto import keyring
 from surveys.tables import (
@@ -15,6 +17,7 @@ from surveys.tables import (
     OutboxMessage,
     Referral,
     Response,
+    SurveyLink,
 )
 from tests.surveys.outreach_support import SmtpSink, add_referral, london, person_key
 
@@ -258,3 +261,30 @@ async def test_cli_schedule_dispatch_invitations_and_link(orgs: None) -> None:
     assert missing.returncode == 1 and "no referral" in missing.stderr and "Traceback" not in missing.stderr
     bad = run("schedule", "--now", "yesterday")
     assert bad.returncode == 1 and "ISO 8601" in bad.stderr
+
+
+async def test_scales_switched_on_for_a_service_are_asked(
+    orgs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import settings
+
+    configured = dataclasses.replace(settings.get_settings(), scales_by_service={"sav": ["swemwbs", "phq9"]})
+    monkeypatch.setattr(scheduling, "get_settings", lambda: configured)
+    await add_referral("ROSA", "R1", person_id="P-SAV", support_start=dt.date(2026, 5, 4))
+    await add_referral("VS", "V1", person_id="P-GEN", support_start=dt.date(2026, 5, 4))
+    await scheduling.schedule(london(2026, 5, 12, 10))
+    rows = await SurveyLink.select(SurveyLink.person_key, SurveyLink.scales).run()
+    scales = {r["person_key"]: r["scales"] for r in rows}
+    assert scales == {person_key("P-SAV"): "phq9,swemwbs", person_key("P-GEN"): ""}
+
+
+def test_scales_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import settings
+
+    monkeypatch.setenv("VOP_SCALES_BY_SERVICE", "sav:swemwbs,phq9;da:gad7")
+    assert settings.load_settings().scales_by_service == {"sav": ["swemwbs", "phq9"], "da": ["gad7"]}
+    monkeypatch.setenv("VOP_SCALES_BY_SERVICE", "sav:moodscore")
+    with pytest.raises(settings.SettingsError, match="VOP_SCALES_BY_SERVICE"):
+        settings.load_settings()
