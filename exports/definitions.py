@@ -7,6 +7,8 @@ change this file with it.
 
 from __future__ import annotations
 
+from surveys import fields
+
 #: Outcome areas of the default set, in the order metrics.md lists them, with their labels.
 AREAS: dict[str, str] = {
     "cope": "Better able to cope with everyday life",
@@ -18,15 +20,7 @@ AREAS: dict[str, str] = {
 }
 
 #: Referral statuses of ``referrals_by_status``.
-STATUSES: tuple[str, ...] = (
-    "referred",
-    "contacted",
-    "declined",
-    "uncontactable",
-    "out_of_scope",
-    "supported",
-    "closed",
-)
+STATUSES: tuple[str, ...] = fields.STATUSES
 
 #: The 12 rights of the Victims' Code (2020).
 RIGHTS: dict[str, str] = {

@@ -29,29 +29,15 @@ from typing import Any, Literal
 
 from outcomes.scoring import SWEMWBS_METRIC_CENTI, SWEMWBS_RELIABLE_CHANGE_CENTI, rate
 
+# The answer vocabularies are the surveys' own: one definition, read here.
+from surveys.fields import STATUSES
+from surveys.responses import AREAS, SATISFACTION
+
 Dialect = Literal["sqlite", "postgres"]
 
-AREAS: tuple[str, ...] = ("cope", "safety", "health", "informed", "cjs", "recover")
-STATUSES: tuple[str, ...] = (
-    "referred",
-    "contacted",
-    "declined",
-    "uncontactable",
-    "out_of_scope",
-    "supported",
-    "closed",
-)
 HELPED_ANSWERED: tuple[str, ...] = ("a_lot", "a_little", "no")
 HELPED_YES: tuple[str, ...] = ("a_lot", "a_little")
-SATISFACTION_ANSWERS: tuple[str, ...] = (
-    "completely_satisfied",
-    "very_satisfied",
-    "fairly_satisfied",
-    "neither",
-    "fairly_dissatisfied",
-    "very_dissatisfied",
-    "completely_dissatisfied",
-)
+SATISFACTION_ANSWERS: tuple[str, ...] = SATISFACTION
 SATISFIED: tuple[str, ...] = SATISFACTION_ANSWERS[:3]
 RIGHTS: tuple[int, ...] = tuple(range(1, 13))
 # Bands of the number of distinct Victims' Code rights received: (name, lowest, highest).

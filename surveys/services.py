@@ -14,7 +14,7 @@ import msgspec
 from access.keys import Principal
 from surveys import fields
 from surveys.crypto import keyring
-from surveys.importing import provider_ids
+from surveys.importing import REFERRAL_DB_COLUMNS, provider_ids
 from surveys.schemas import ReferralCreate, ReferralPage, ReferralRead, ReferralUpdate
 from surveys.tables import Organisation, Referral
 
@@ -42,34 +42,10 @@ def visible_provider(principal: Principal, provider: str | None) -> str | None:
     return provider
 
 
+# Every stored column but the keyed person hash, with the provider as its code.
 _READ_COLUMNS = (
     Referral.provider.code.as_alias("provider"),
-    *(
-        getattr(Referral, name)
-        for name in (
-            "referral_id",
-            "referral_date",
-            "source",
-            "crime_type",
-            "status",
-            "domestic_abuse",
-            "hate_crime",
-            "repeat_victim",
-            "age_band",
-            "sex",
-            "ethnicity",
-            "disability",
-            "support_start",
-            "support_end",
-            "contact_email_enc",
-            "contact_phone_enc",
-            "preferred_channel",
-            "safe_to_contact",
-            "consent_to_survey",
-            "created_at",
-            "updated_at",
-        )
-    ),
+    *(getattr(Referral, name) for name in REFERRAL_DB_COLUMNS if name not in ("provider", "person_key")),
 )
 
 
