@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
@@ -39,6 +39,22 @@ async def require_one_file(request: Request) -> None:
         raise ValidationException("send the file as one multipart/form-data file field (e.g. `data`)")
 
 
+def import_route(operation_id: str, *roles: str, scoped: bool = False) -> Any:
+    """`POST /import` of a file: large bodies allowed, exactly one file part, the roles given."""
+    return post(
+        "/import", operation_id=operation_id, opt=policy(*roles, scoped=scoped), status_code=HTTP_200_OK,
+        request_max_body_size=MAX_FILE_BYTES, before_request=require_one_file,
+    )  # fmt: skip
+
+
+async def imported(
+    request: Request, principal: Principal, action: str, result: importing.ImportResult
+) -> ImportSummary:
+    """Audit an import (counts only) and answer with its summary."""
+    await audit.record(action, principal, client=client_address(request), detail=result.as_dict())
+    return ImportSummary(**result.as_dict())
+
+
 class OrganisationController(Controller):
     path = "/api/v1/organisations"
     tags = ["organisations"]
@@ -48,20 +64,13 @@ class OrganisationController(Controller):
         """Every organisation (codes and names are not personal data)."""
         return [OrganisationRead(**row) for row in await services.list_organisations()]
 
-    @post(
-        "/import", operation_id="importOrganisations", opt=policy("admin", "opcc"), status_code=HTTP_200_OK,
-        request_max_body_size=MAX_FILE_BYTES,
-        before_request=require_one_file,
-    )  # fmt: skip
+    @import_route("importOrganisations", "admin", "opcc")
     async def import_organisations(
         self, request: Request, data: Upload, principal: NamedDependency[Principal]
     ) -> ImportSummary:
         """Create or update organisations from a CSV or XLSX file (all or nothing)."""
         result = await importing.import_organisations(await data.read(), data.filename or "")
-        await audit.record(
-            "organisations.import", principal, client=client_address(request), detail=result.as_dict()
-        )
-        return ImportSummary(**result.as_dict())
+        return await imported(request, principal, "organisations.import", result)
 
 
 class ReferralController(Controller):
@@ -170,38 +179,21 @@ class ReferralController(Controller):
         )
         return updated
 
-    @post(
-        "/import",
-        operation_id="importReferrals",
-        opt=policy("provider", "opcc", "admin", scoped=True),
-        status_code=HTTP_200_OK,
-        request_max_body_size=MAX_FILE_BYTES,
-        before_request=require_one_file,
-    )
+    @import_route("importReferrals", "provider", "opcc", "admin", scoped=True)
     async def import_referrals(
         self, request: Request, data: Upload, principal: NamedDependency[Principal]
     ) -> ImportSummary:
         """Create or update referrals from a CSV or XLSX file, all or nothing (422 lists every bad row)."""
-        only = principal.organisation_code if principal.role == "provider" else None
+        only = services.visible_provider(principal, None)
         result = await importing.import_referrals(await data.read(), data.filename or "", only_provider=only)
-        await audit.record(
-            "referral.import", principal, client=client_address(request), detail=result.as_dict()
-        )
-        return ImportSummary(**result.as_dict())
+        return await imported(request, principal, "referral.import", result)
 
 
 class ResponseController(Controller):
     path = "/api/v1/responses"
     tags = ["responses"]
 
-    @post(
-        "/import",
-        operation_id="importResponses",
-        opt=policy("provider", "opcc", "admin", scoped=True),
-        status_code=HTTP_200_OK,
-        request_max_body_size=MAX_FILE_BYTES,
-        before_request=require_one_file,
-    )
+    @import_route("importResponses", "provider", "opcc", "admin", scoped=True)
     async def import_responses(
         self, request: Request, data: Upload, principal: NamedDependency[Principal]
     ) -> ImportSummary:
@@ -209,9 +201,6 @@ class ResponseController(Controller):
 
         Re-importing the same rows stores nothing twice.
         """
-        only = principal.organisation_code if principal.role == "provider" else None
+        only = services.visible_provider(principal, None)
         result = await responses.import_responses(await data.read(), data.filename or "", only_provider=only)
-        await audit.record(
-            "response.import", principal, client=client_address(request), detail=result.as_dict()
-        )
-        return ImportSummary(**result.as_dict())
+        return await imported(request, principal, "response.import", result)
