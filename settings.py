@@ -7,12 +7,17 @@ secret, which is generated on first use so that a newcomer's `vop serve --demo` 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import secrets
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from surveys.contact_rules import ContactPolicy
 
 DEV_SECRET_FILE = ".vop-secret"
 
@@ -41,6 +46,9 @@ class Settings:
     background_jobs: bool = True
     # Optional validated scales a service has switched on: {"sav": ["swemwbs", "phq9"], ...}
     scales_by_service: dict[str, list[str]] = field(default_factory=dict)
+    # The contact rules' numbers: wave timing per service and provider, spacing, expiry, reminders,
+    # quiet hours (VOP_WAVES*, VOP_MIN_DAYS_BETWEEN_INVITATIONS, ...). None: the rules' defaults.
+    contact_policy: ContactPolicy | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -107,6 +115,103 @@ def _scales(raw: str) -> dict[str, list[str]]:
     return found
 
 
+_WAVE_FORMAT = "'follow_up=180,baseline=off' (waves baseline, exit, follow_up; days or off)"
+
+
+def _wave_days(name: str, raw: str) -> dict[str, int | None]:
+    """`follow_up=180,exit=off` -> {"follow_up": 180, "exit": None}. `name` says where, for errors."""
+    from surveys.contact_rules import MAX_WAVE_DAYS, WAVES
+
+    found: dict[str, int | None] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        wave, eq, value = (x.strip() for x in part.partition("="))
+        value = value.lower()
+        if not eq or wave not in WAVES or wave in found or not (value == "off" or value.isdigit()):
+            raise SettingsError(f"{name} must look like {_WAVE_FORMAT}; got {part!r}")
+        days = None if value == "off" else int(value)
+        if days is not None and days > MAX_WAVE_DAYS:
+            raise SettingsError(f"{name}: {wave} must be at most {MAX_WAVE_DAYS} days, got {days}")
+        found[wave] = days
+    return found
+
+
+def _waves_by(name: str, raw: str, keys: str) -> dict[str, dict[str, int | None]]:
+    """`sav:follow_up=180;da:baseline=off` -> {"sav": {"follow_up": 180}, "da": {"baseline": None}}."""
+    from surveys.fields import ORG_CODE_RE, SERVICES
+
+    found: dict[str, dict[str, int | None]] = {}
+    for part in filter(None, (p.strip() for p in raw.split(";"))):
+        key, colon, waves = (x.strip() for x in part.partition(":"))
+        if keys == "service" and key not in SERVICES:
+            raise SettingsError(
+                f"{name}: {key!r} is not a service (one of {', '.join(SERVICES)}); each part looks like "
+                f"'sav:follow_up=180,baseline=off', parts separated by ';'"
+            )
+        if keys == "provider" and not ORG_CODE_RE.match(key):
+            raise SettingsError(
+                f"{name}: {key!r} is not a provider code (letters, digits, '-'); each part looks like "
+                f"'ROSA:follow_up=60,exit=off', parts separated by ';'"
+            )
+        if not colon or not waves or key in found:
+            raise SettingsError(
+                f"{name}: each {keys} once, as '{key or 'CODE'}:{_WAVE_FORMAT}'; got {part!r}"
+            )
+        found[key] = _wave_days(f"{name} ({key})", waves)
+    return found
+
+
+def _days_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "none":
+        return ()
+    try:
+        return tuple(int(p) for p in raw.split(","))
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be day counts separated by commas, e.g. 7,14 (or none)") from exc
+
+
+def _quiet_hours(raw: str) -> tuple[dt.time, dt.time]:
+    try:
+        start, end = (dt.time.fromisoformat(p.strip()) for p in raw.split("-"))
+    except ValueError as exc:
+        raise SettingsError(f"VOP_QUIET_HOURS must look like 21:00-08:00 (local time), got {raw!r}") from exc
+    return start, end
+
+
+def _contact_policy() -> ContactPolicy:
+    """The contact rules' numbers from VOP_WAVES, VOP_WAVES_BY_SERVICE, VOP_WAVES_BY_PROVIDER,
+    VOP_MIN_DAYS_BETWEEN_INVITATIONS, VOP_INVITATION_EXPIRY_DAYS, VOP_REMINDER_DAYS, VOP_QUIET_HOURS;
+    checked as a whole (reminders before expiry, follow-up after exit for every service and provider)."""
+    from surveys.contact_rules import ContactPolicy
+
+    defaults = ContactPolicy()
+    waves = _wave_days("VOP_WAVES", os.environ.get("VOP_WAVES", ""))
+    quiet_start, quiet_end = _quiet_hours(os.environ.get("VOP_QUIET_HOURS", "") or "21:00-08:00")
+    try:
+        return ContactPolicy(
+            baseline_days=waves.get("baseline", defaults.baseline_days),
+            exit_days=waves.get("exit", defaults.exit_days),
+            follow_up_days=waves.get("follow_up", defaults.follow_up_days),
+            waves_by_service=_waves_by(
+                "VOP_WAVES_BY_SERVICE", os.environ.get("VOP_WAVES_BY_SERVICE", ""), "service"
+            ),
+            waves_by_provider=_waves_by(
+                "VOP_WAVES_BY_PROVIDER", os.environ.get("VOP_WAVES_BY_PROVIDER", ""), "provider"
+            ),
+            min_days_between_invitations=_int(
+                "VOP_MIN_DAYS_BETWEEN_INVITATIONS", defaults.min_days_between_invitations
+            ),
+            expiry_days=_int("VOP_INVITATION_EXPIRY_DAYS", defaults.expiry_days),
+            reminder_days=_days_list("VOP_REMINDER_DAYS", defaults.reminder_days),
+            quiet_start=quiet_start,
+            quiet_end=quiet_end,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"contact rules (VOP_WAVES*, VOP_*_DAYS, VOP_QUIET_HOURS): {exc}") from exc
+
+
 def load_settings() -> Settings:
     """Read the environment into a Settings object; raises SettingsError with a clear message."""
     env = os.environ.get("VOP_ENV", "development")
@@ -138,6 +243,7 @@ def load_settings() -> Settings:
         log_level=os.environ.get("VOP_LOG_LEVEL", "INFO"),
         background_jobs=os.environ.get("VOP_BACKGROUND_JOBS", "true").lower() != "false",
         scales_by_service=_scales(os.environ.get("VOP_SCALES_BY_SERVICE", "")),
+        contact_policy=_contact_policy(),
         notes=notes,
     )
 

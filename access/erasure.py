@@ -111,14 +111,20 @@ async def subject_access(person_id: str) -> dict[str, Any]:
     return out
 
 
-async def erase_spent_contact_details(now: dt.date, after_days: int = 163) -> int:
+async def erase_spent_contact_details(now: dt.date, after_days: int | None = None) -> int:
     """Delete contact details once a person's last wave has closed.
 
     A referral's last wave is the follow-up `follow_up` days after support ends, open for an invitation
-    lifetime and a late window: 90 + 28 + 45 = 163 days by default. Referrals that never became support
-    (declined, uncontactable, out of scope, or still referred) keep details at most as long after their
-    referral date. A person's details go only when none of their referrals still needs them.
+    lifetime and a late window: 90 + 28 + 45 = 163 days by default, more when a provider or service
+    sets a later follow-up (`after_days` defaults to what the contact rules configured say).
+    Referrals that never became support (declined, uncontactable, out of scope, or still referred) keep
+    details at most as long after their referral date. A person's details go only when none of their
+    referrals still needs them.
     """
+    if after_days is None:
+        from surveys.scheduling import configured_policy
+
+        after_days = configured_policy().contact_retention_days
     cutoff = now - dt.timedelta(days=after_days)
     still_needed = Referral.select(Referral.person_key).where(
         (Referral.support_end.is_null() & Referral.support_start.is_not_null())

@@ -23,8 +23,10 @@ The rules, safest first:
    wave's due date is already known to fall within `gather_days` (default 7) of it, the invitation
    waits for it. Reminders belong to their invitation and do not count towards the spacing.
 5. Waves: baseline when support starts (void once support has ended), exit when support ends, follow-up
-   `follow_up_days` (default 90; per provider or service) after exit. Each wave is invited at most
-   once; a wave still uninvited `late_window_days` (default 45) after its due date is missed, not sent.
+   `follow_up_days` (default 90) after exit. Each wave's day count can be changed, or the wave switched
+   off, per service and per provider (`waves_by_service`, `waves_by_provider`; a provider's setting wins
+   over its service's, which wins over the default). Each wave is invited at most once; a wave still
+   uninvited `late_window_days` (default 45) after its due date is missed, not sent.
 6. Snooze: nothing is sent before `snoozed_until`.
 7. Quiet hours: nothing is sent from 21:00 to 08:00 Europe/London local time, across GMT and BST.
 8. An invitation expires after `expiry_days` (default 28). Reminders at `reminder_days` (default +7
@@ -129,13 +131,24 @@ class ContactLedger:
     snoozed_until: datetime | None = None
 
 
+WaveDays = Mapping[str, int | None]
+"""Per-wave day counts: {"baseline": 0, "follow_up": 180, "exit": None}; None switches the wave off.
+Baseline counts from the start of support, exit and follow-up from its end."""
+
+MAX_WAVE_DAYS = 730
+
+
 @dataclass(frozen=True)
 class ContactPolicy:
     """The tunable numbers of the rules (defaults as agreed for issue 3)."""
 
-    follow_up_days: int = 90
-    follow_up_days_by_provider: Mapping[str, int] = field(default_factory=dict)
-    follow_up_days_by_service: Mapping[str, int] = field(default_factory=dict)
+    # Days from the wave's anchor (support start for baseline, support end for exit and follow-up) to
+    # its due date; None switches the wave off.
+    baseline_days: int | None = 0
+    exit_days: int | None = 0
+    follow_up_days: int | None = 90
+    waves_by_service: Mapping[str, WaveDays] = field(default_factory=dict)
+    waves_by_provider: Mapping[str, WaveDays] = field(default_factory=dict)
     min_days_between_invitations: int = 30
     flag_lookback_days: int = 90
     gather_days: int = 7
@@ -147,6 +160,8 @@ class ContactPolicy:
     timezone: str = "Europe/London"
 
     def __post_init__(self) -> None:
+        if self.expiry_days < 1:
+            raise ValueError("expiry_days must be at least 1")
         days = self.reminder_days
         if any(d <= 0 for d in days) or list(days) != sorted(set(days)):
             raise ValueError("reminder_days must be increasing positive day counts")
@@ -161,13 +176,76 @@ class ContactPolicy:
         # Gathering waits at most gather_days after the first due wave: it must not outlast its window.
         if self.gather_days > self.late_window_days:
             raise ValueError("gather_days must not exceed late_window_days")
+        self._check_waves()
         ZoneInfo(self.timezone)  # fail at configuration time, not at 9pm
 
-    def follow_up_days_for(self, referral: ReferralContact) -> int:
-        """Days from support end to the follow-up wave: per provider, else per service, else default."""
-        if referral.provider in self.follow_up_days_by_provider:
-            return self.follow_up_days_by_provider[referral.provider]
-        return self.follow_up_days_by_service.get(referral.service, self.follow_up_days)
+    def _check_waves(self) -> None:
+        levels: list[tuple[str, WaveDays]] = [("default", self._defaults())]
+        levels += [(f"service {k!r}", v) for k, v in self.waves_by_service.items()]
+        levels += [(f"provider {k!r}", v) for k, v in self.waves_by_provider.items()]
+        for where, waves in levels:
+            unknown = set(waves) - set(WAVES)
+            if unknown:
+                raise ValueError(f"{where}: unknown wave {sorted(unknown)[0]!r} (waves: {', '.join(WAVES)})")
+            for wave, days in waves.items():
+                if days is not None and (
+                    isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_WAVE_DAYS
+                ):
+                    raise ValueError(
+                        f"{where}: {wave} must be 0 to {MAX_WAVE_DAYS} days or off, not {days!r}"
+                    )
+        # Every combination a referral can meet (a provider may run a service it is not listed under
+        # here, so each provider is checked with each service): a follow-up must come after the exit
+        # wave, or one invitation would ask the same episode's exit and follow-up questions together.
+        none: WaveDays = {}
+        services = [("", none), *((f"service {k!r}", v) for k, v in self.waves_by_service.items())]
+        providers = [("", none), *((f"provider {k!r}", v) for k, v in self.waves_by_provider.items())]
+        for service_name, service in services:
+            for provider_name, provider in providers:
+                merged = {**self._defaults(), **service, **provider}
+                exit_days, follow_up = merged["exit"], merged["follow_up"]
+                if exit_days is not None and follow_up is not None and follow_up <= exit_days:
+                    where = " with ".join(n for n in (provider_name, service_name) if n) or "default"
+                    raise ValueError(
+                        f"{where}: follow_up ({follow_up} days after support ends) must come after "
+                        f"exit ({exit_days} days)"
+                    )
+
+    def _defaults(self) -> dict[str, int | None]:
+        return {"baseline": self.baseline_days, "exit": self.exit_days, "follow_up": self.follow_up_days}
+
+    def wave_days_for(self, referral: ReferralContact, wave: str) -> int | None:
+        """Days from the wave's anchor to its due date for this referral, or None when it is off:
+        the provider's setting, else its service's, else the default."""
+        for overrides in (
+            self.waves_by_provider.get(referral.provider),
+            self.waves_by_service.get(referral.service),
+        ):
+            if overrides is not None and wave in overrides:
+                return overrides[wave]
+        if wave == "baseline":
+            return self.baseline_days
+        return self.exit_days if wave == "exit" else self.follow_up_days
+
+    def follow_up_days_for(self, referral: ReferralContact) -> int | None:
+        """Days from support end to the follow-up wave (None: switched off for this referral)."""
+        return self.wave_days_for(referral, "follow_up")
+
+    def wave_day_range(self, wave: str) -> tuple[int, int] | None:
+        """The fewest and most days any configuration gives `wave`; None when it is off everywhere."""
+        values = [self._defaults()[wave]]
+        values += [
+            w[wave] for w in (*self.waves_by_service.values(), *self.waves_by_provider.values()) if wave in w
+        ]
+        on = [v for v in values if v is not None]
+        return (min(on), max(on)) if on else None
+
+    @property
+    def contact_retention_days(self) -> int:
+        """Days after support ends that a referral's contact details may still be needed: the latest
+        wave after support ends, plus its late window and an invitation's lifetime (163 by default)."""
+        after_end = [r[1] for w in ("exit", "follow_up") if (r := self.wave_day_range(w)) is not None]
+        return max(after_end, default=0) + self.late_window_days + self.expiry_days
 
 
 # --- outputs --------------------------------------------------------------------------------------
@@ -402,10 +480,12 @@ def _wave_dates(r: ReferralContact, policy: ContactPolicy) -> Iterable[tuple[str
     # No support start means no episode: the person was referred but never supported, so no waves.
     if r.support_start is None:
         return
-    yield "baseline", r.support_start
-    if r.support_end is not None:
-        yield "exit", r.support_end
-        yield "follow_up", r.support_end + timedelta(days=policy.follow_up_days_for(r))
+    anchors = {"baseline": r.support_start, "exit": r.support_end, "follow_up": r.support_end}
+    for wave in WAVES:
+        anchor = anchors[wave]
+        days = policy.wave_days_for(r, wave)
+        if anchor is not None and days is not None:
+            yield wave, anchor + timedelta(days=days)
 
 
 def _invitation_expires(inv: SentInvitation, policy: ContactPolicy) -> datetime:

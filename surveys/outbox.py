@@ -202,6 +202,9 @@ def _outgoing(
     keys = keyring()
     token = keys.decrypt(msg["token_enc"]) or ""
     channel = msg["channel"]
+    # The person's language as it is now: a change recorded after the message was queued (by the person
+    # on a survey page, or a provider) wins over the language it was queued in.
+    lang = person.lang if person.preference else msg["lang"]
     to: str | None = None
     if channel in ("email", "sms"):
         newest = person.newest_referral() or {}
@@ -209,14 +212,14 @@ def _outgoing(
         if not to:
             return _Verdict("cancelled", "no_contact_detail", cancel_invitation=msg["kind"] == "invitation")
         try:
-            subject, body = render_message(msg["kind"], msg["lang"], channel, f"{base_url}/s/{token}")
+            subject, body = render_message(msg["kind"], lang, channel, f"{base_url}/s/{token}")
         except ValueError:
             return _Verdict("dead", "template_not_neutral")
     else:
         subject, body = None, ""
     return Outgoing(
-        idempotency_key=msg["idempotency_key"], channel=channel, kind=msg["kind"], lang=msg["lang"], to=to,
-        subject=subject, body=body, sender_name=sender_name(msg["lang"]), invitation_id=inv["id"],
+        idempotency_key=msg["idempotency_key"], channel=channel, kind=msg["kind"], lang=lang, to=to,
+        subject=subject, body=body, sender_name=sender_name(lang), invitation_id=inv["id"],
         provider_id=inv["provider"], retry=msg["attempts"] > 0,
     )  # fmt: skip
 
@@ -450,7 +453,7 @@ async def dispatch(
     Nothing leaves in quiet hours: the run returns at once with `quiet_hours` set.
     """
     now = now or dt.datetime.now(dt.UTC)
-    policy = policy or ContactPolicy()
+    policy = policy or scheduling.configured_policy()
     settings = ChannelSettings.from_env()
     summary = DispatchSummary(dry_run=dry_run)
     started = time.perf_counter()

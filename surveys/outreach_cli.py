@@ -1,4 +1,4 @@
-"""The `vop` commands of coordinated surveys: schedule, dispatch, link, invitations.
+"""The `vop` commands of coordinated surveys: schedule, dispatch, link, invitations, contact-preference.
 
 Registered on the main `vop` app by `register(app)` (cli.py), so they are top-level commands. The
 helpers of cli.py (`run`, `fail`, `console`, `progress`) are imported inside the functions: cli.py
@@ -91,7 +91,12 @@ def dispatch_command(
     at = parse_now(now)
     s = run(lambda: dispatch(at, dry_run=dry_run, limit=limit))
     if s.quiet_hours:
-        console.print("dispatch: quiet hours (21:00-08:00 London time); nothing sent")
+        from surveys.scheduling import configured_policy
+
+        p = configured_policy()
+        console.print(
+            f"dispatch: quiet hours ({p.quiet_start:%H:%M}-{p.quiet_end:%H:%M} London time); nothing sent"
+        )
         return
     if dry_run:
         console.print(
@@ -131,6 +136,74 @@ def link_command(
     console.print(run(go), highlight=False, soft_wrap=True)
 
 
+class Lang(StrEnum):
+    en = "en"
+    cy = "cy"
+
+
+def contact_preference_command(
+    provider: Annotated[str, typer.Option(help="Provider code, e.g. VS.")],
+    referral: Annotated[str, typer.Option(help="The provider's referral id.")],
+    lang: Annotated[
+        Lang | None, typer.Option(help="The language the person reads messages and surveys in.")
+    ] = None,
+    opt_out: Annotated[
+        bool, typer.Option("--opt-out", help='The person said "stop": no provider invites them again.')
+    ] = False,
+    opt_in: Annotated[bool, typer.Option("--opt-in", help="The person asked to be invited again.")] = False,
+    snooze_until: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help='"Not now": nothing is sent before 08:00 on this date.'),
+    ] = None,
+) -> None:
+    """Record a person's contact preference on their behalf (every provider honours it), and show it."""
+    from access import audit
+    from cli import Fail, console, run
+    from surveys import links, scheduling
+    from surveys.tables import ContactPreference, Organisation
+
+    if opt_out and opt_in:
+        raise typer.BadParameter("give --opt-out or --opt-in, not both")
+
+    async def go() -> dict[str, Any]:
+        found = await links.referral_pk(provider, referral)
+        if found is None:
+            raise Fail(f"no referral {referral!r} of {provider}")
+        _, person_key = found
+        org = await Organisation.select(Organisation.id).where(Organisation.code == provider).first()
+        by = org["id"] if org else None
+        changes: dict[str, Any] = {}
+        if lang is not None:
+            await scheduling.set_language(person_key, lang.value, "cli", provider_id=by)
+            changes["lang"] = lang.value
+        if opt_out:
+            await scheduling.opt_out(person_key, "cli", provider_id=by)
+            changes["opted_out"] = True
+        if opt_in:
+            await scheduling.opt_in(person_key, "cli", provider_id=by)
+            changes["opted_out"] = False
+        if snooze_until is not None:
+            until = dt.datetime.combine(snooze_until.date(), dt.time(8, 0), tzinfo=LONDON)
+            await scheduling.snooze(person_key, until, "cli", provider_id=by)
+            changes["snoozed_until"] = until.date().isoformat()
+        if changes:
+            await audit.record(
+                "person.contact_preference", actor="cli", subject_type="referral",
+                subject_id=f"{provider}/{referral}", detail=changes,
+            )  # fmt: skip
+        pref = await ContactPreference.select().where(ContactPreference.person_key == person_key).first()
+        return dict(pref or {})
+
+    pref = run(go)
+    snoozed = pref.get("snoozed_until")
+    console.print(
+        f"language {pref.get('lang') or 'en'}; "
+        + ("opted out" if pref.get("opted_out_at") else "not opted out")
+        + (f"; snoozed until {snoozed.astimezone(LONDON):%Y-%m-%d %H:%M}" if snoozed else ""),
+        highlight=False,
+    )
+
+
 def invitations_command(
     status: Annotated[InvitationStatus | None, typer.Option(help="Only invitations in this state.")] = None,
     provider: Annotated[str | None, typer.Option(help="Only invitations asking about this provider.")] = None,
@@ -147,9 +220,7 @@ def invitations_command(
     cli_principal = Principal(
         key_id=0, key_prefix="cli", organisation_id=0, organisation_code="", role="admin"
     )
-    page = run(
-        lambda: list_invitations(cli_principal, status.value if status else None, provider, 1, limit)
-    )
+    page = run(lambda: list_invitations(cli_principal, status.value if status else None, provider, 1, limit))
     if output is Format.json:
         import msgspec
 
@@ -172,6 +243,7 @@ def register(app: typer.Typer) -> None:
     app.command("dispatch")(dispatch_command)
     app.command("link")(link_command)
     app.command("invitations")(invitations_command)
+    app.command("contact-preference")(contact_preference_command)
 
 
 __all__ = ["parse_now", "register"]

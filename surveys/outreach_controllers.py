@@ -16,6 +16,7 @@ from access.keys import Principal
 from access.policy import client_address, policy
 from settings import get_settings
 from surveys import outreach_services as outreach
+from surveys.outreach_schemas import LanguageRead, LanguageSet
 from surveys.schemas import (
     CallTaskClose,
     CallTaskRead,
@@ -111,6 +112,26 @@ class ReferralOutreachController(Controller):
             client=client_address(request), detail={"until": until.date().isoformat()},
         )  # fmt: skip
         return ContactPreferenceRead(opted_out=False, snoozed_until=until)
+
+    @post(
+        "/language", operation_id="setReferralPersonLanguage", opt=policy(*PROVIDER_ROLES, scoped=True),
+        status_code=HTTP_200_OK,
+    )  # fmt: skip
+    async def set_language(
+        self,
+        request: Request,
+        provider: FromPath[str],
+        referral_id: FromPath[str],
+        data: JSONBody[LanguageSet],
+        principal: NamedDependency[Principal],
+    ) -> LanguageRead:
+        """The language the person reads (en or cy): every provider's messages and survey links use it."""
+        changed = await outreach.set_language_for(principal, provider, referral_id, data.lang)
+        await audit.record(
+            "person.language", principal, subject_type="referral", subject_id=f"{provider}/{referral_id}",
+            client=client_address(request), detail={"lang": data.lang, "changed": changed},
+        )  # fmt: skip
+        return LanguageRead(lang=data.lang or "en")
 
 
 class InvitationController(Controller):

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 from access.keys import Principal
 from surveys import links, scheduling, services
-from surveys.contact_rules import ContactPolicy
 from surveys.schemas import (
     CallTaskRead,
     ContactEventRead,
@@ -54,7 +53,7 @@ async def referral_schedule(
 ) -> ReferralSchedule:
     """The referral's waves, and the rules' decision for the person at `now`."""
     _, person_key = await _referral(principal, provider, referral_id)
-    person, decision = await scheduling.person_decision(person_key, now, ContactPolicy())
+    person, decision = await scheduling.person_decision(person_key, now)
     limited = principal.role == "provider"
     others = _others(person, provider) if limited else set()
     waves = [
@@ -78,6 +77,7 @@ async def referral_schedule(
         next_check_at=decision.next_check_at,
         opted_out=pref.get("opted_out_at") is not None,
         snoozed_until=pref.get("snoozed_until"),
+        lang=pref.get("lang") or "en",
         waves=waves,
         reasons=[ReasonRead(code=r.code, detail=_scrub(r.detail, others)) for r in decision.reasons],
     )
@@ -152,6 +152,17 @@ async def snooze_for(
     at = dt.datetime.combine(day, dt.time(8, 0), tzinfo=LONDON)
     await scheduling.snooze(person_key, at, "provider", provider_id=await _provider_id(provider))
     return at
+
+
+async def set_language_for(principal: Principal, provider: str, referral_id: str, lang: str | None) -> bool:
+    """A provider records the language the person of its referral reads (en or cy); every provider's
+    invitations, reminders and survey links use it. Returns False when it was already that language."""
+    _, person_key = await _referral(principal, provider, referral_id)  # scope first: 404 before 422
+    if lang not in scheduling.LANGS:
+        raise services.Invalid([("lang", "give the language: en or cy")])
+    return await scheduling.set_language(
+        person_key, lang, "provider", provider_id=await _provider_id(provider)
+    )
 
 
 async def _items(link_ids: list[int]) -> dict[int, list[InvitationItemRead]]:
@@ -260,8 +271,9 @@ async def call_task_link(principal: Principal, task_id: int, base_url: str) -> t
     if not items:
         raise services.NotFound(str(task_id))
     token, link_id = await links.create_link(
-        task["person_key"], items, mode="phone", lifetime=scheduling.PHONE_LINK_LIFETIME
-    )
+        task["person_key"], items, mode="phone", lang=await scheduling.person_lang(task["person_key"]),
+        lifetime=scheduling.PHONE_LINK_LIFETIME,
+    )  # fmt: skip
     expires = dt.datetime.now(dt.UTC) + scheduling.PHONE_LINK_LIFETIME
     return f"{base_url.rstrip('/')}/s/{token}", expires, link_id
 

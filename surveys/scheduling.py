@@ -50,9 +50,12 @@ from surveys.tables import (
     Organisation,
     OutboxMessage,
     Referral,
+    SurveyLink,
 )
 
 log = logging.getLogger("vop.scheduling")
+
+LANGS = ("en", "cy")
 
 OPEN_STATUSES = ("queued", "sent")
 CHUNK_PERSONS = 2000
@@ -130,6 +133,12 @@ class Person:
 
         return max(self.rows.values(), key=lambda r: (recency(r), r["id"]))
 
+    @property
+    def lang(self) -> str:
+        """The language of the person's messages and survey link (en unless they or a provider said)."""
+        lang = (self.preference or {}).get("lang")
+        return lang if lang in LANGS else "en"
+
 
 def idempotency_key(invitation_id: int, kind: str, number: int = 0) -> str:
     """The outbox key of one message of one invitation: the same decision always gives the same key."""
@@ -168,7 +177,7 @@ _COMPLETED_SQL = (
     "WHERE f.person_key {keys} AND r.completed_at IS NOT NULL"
 )
 _PREFERENCE_SQL = (
-    "SELECT person_key, opted_out_at, snoozed_until, last_decision FROM contact_preference "
+    "SELECT person_key, opted_out_at, snoozed_until, lang, last_decision FROM contact_preference "
     "WHERE person_key {keys}"
 )
 
@@ -247,33 +256,45 @@ def _uninvited(wave: str) -> str:
     )
 
 
-_CANDIDATES_SQL = (
-    "SELECT DISTINCT r.person_key AS person_key FROM referral r WHERE r.support_start IS NOT NULL AND ("
-    f"(r.support_start >= {{}} AND r.support_start <= {{}} AND {_uninvited('baseline')}) "
-    f"OR (r.support_end >= {{}} AND r.support_end <= {{}} AND {_uninvited('exit')}) "
-    f"OR (r.support_end >= {{}} AND r.support_end <= {{}} AND {_uninvited('follow_up')}))"
-)
+_WAVE_RANGE_SQL = {
+    "baseline": f"(r.support_start >= {{}} AND r.support_start <= {{}} AND {_uninvited('baseline')})",
+    "exit": f"(r.support_end >= {{}} AND r.support_end <= {{}} AND {_uninvited('exit')})",
+    "follow_up": f"(r.support_end >= {{}} AND r.support_end <= {{}} AND {_uninvited('follow_up')})",
+}
+
+
+def configured_policy() -> ContactPolicy:
+    """The contact rules' numbers as configured (VOP_WAVES*, spacing, expiry, reminders, quiet hours)."""
+    return get_settings().contact_policy or ContactPolicy()
 
 
 async def candidate_persons(now: dt.datetime, policy: ContactPolicy) -> list[str]:
     """Persons with a wave not yet invited that is due, or comes up within the gathering window, and
     persons with an invitation whose next reminder has come due.
 
-    A superset: `decide` has the last word. Follow-up days vary by provider and service, so the range
-    covers the shortest and the longest configured. Persons whose waves are all invited and whose next
-    reminder is still to come are left out, so a run over a quiet day costs little.
+    A superset: `decide` has the last word. Wave timing varies by provider and service, so each wave's
+    date range covers the fewest and the most days configured; a wave switched off everywhere is not
+    looked for. Persons whose waves are all invited and whose next reminder is still to come are left
+    out, so a run over a quiet day costs little.
     """
     today = local_date(now, policy)
     lo = today - dt.timedelta(days=policy.late_window_days)
     hi = today + dt.timedelta(days=policy.gather_days)
-    follow_ups = [
-        policy.follow_up_days,
-        *policy.follow_up_days_by_provider.values(),
-        *policy.follow_up_days_by_service.values(),
-    ]
-    fu_lo = lo - dt.timedelta(days=max(follow_ups))
-    fu_hi = hi - dt.timedelta(days=min(follow_ups))
-    rows = await Referral.raw(_CANDIDATES_SQL, lo, hi, lo, hi, fu_lo, fu_hi).run()
+    clauses: list[str] = []
+    params: list[dt.date] = []
+    for wave, clause in _WAVE_RANGE_SQL.items():
+        span = policy.wave_day_range(wave)
+        if span is None:
+            continue
+        clauses.append(clause)
+        params += [lo - dt.timedelta(days=span[1]), hi - dt.timedelta(days=span[0])]
+    rows = []
+    if clauses:
+        sql = (
+            "SELECT DISTINCT r.person_key AS person_key FROM referral r WHERE r.support_start IS NOT NULL "
+            f"AND ({' OR '.join(clauses)})"
+        )
+        rows = await Referral.raw(sql, *params).run()
     keys = {r["person_key"] for r in rows}
     reminder_due = None
     for number, days in enumerate(policy.reminder_days):
@@ -398,13 +419,16 @@ def _plan_person(person: Person, decision: ContactDecision, now: dt.datetime, w:
         asked = {(i.provider, i.referral_id) for i in decision.items}
         services = {r.service for r in person.referrals if (r.provider, r.referral_id) in asked}
         scales = ",".join(sorted({scale for service in services for scale in on.get(service, [])}))
-        w.links.append((thash, person.key, scales, "phone" if assisted else "web", now, decision.expires_at))
+        w.links.append(
+            (thash, person.key, scales, "phone" if assisted else "web", person.lang, now, decision.expires_at)
+        )
         for item in decision.items:
             w.link_items.append((thash, person.pk_of[(item.provider, item.referral_id)], item.wave))
         w.invitations.append(
             {
-                "token_hash": thash, "person_key": person.key, "channel": decision.channel, "lang": "en",
-                "provider": newest["provider"] if (assisted and newest) else None, "created_at": now,
+                "token_hash": thash, "person_key": person.key, "channel": decision.channel,
+                "lang": person.lang, "provider": newest["provider"] if (assisted and newest) else None,
+                "created_at": now,
                 "expires_at": decision.expires_at, "token_enc": keys.encrypt(token),
             }
         )  # fmt: skip
@@ -504,7 +528,10 @@ async def _write(w: _Writes, now: dt.datetime) -> None:
                 tx,
                 "INSERT INTO survey_link (token_hash, person_key, instrument_version, scales, mode, lang, "
                 f"answers, created_at, expires_at) VALUES ({_marks(9)})",
-                [(h, p, "core-1", scales, mode, "en", "{}", c, e) for h, p, scales, mode, c, e in w.links],
+                [
+                    (h, p, "core-1", scales, mode, lang, "{}", c, e)
+                    for h, p, scales, mode, lang, c, e in w.links
+                ],
             )
             cond, params = _in([row[0] for row in w.links])
             link_ids = {
@@ -639,7 +666,7 @@ async def schedule(
     Safe to run at any time and repeatedly: a run that finds nothing new writes nothing new.
     """
     now = now or dt.datetime.now(dt.UTC)
-    policy = policy or ContactPolicy()
+    policy = policy or configured_policy()
     started = time.perf_counter()
     summary = ScheduleSummary()
     summary.expired, summary.completed = await close_finished_invitations(now)
@@ -680,7 +707,7 @@ async def person_decision(
     """One person's data and what the rules say at `now` (for the API's schedule view)."""
     now = now or dt.datetime.now(dt.UTC)
     person = (await load_people([person_key]))[person_key]
-    return person, decide(person.referrals, person.ledger(), now, policy or ContactPolicy())
+    return person, decide(person.referrals, person.ledger(), now, policy or configured_policy())
 
 
 # --- the person's own choices, and a provider's on their behalf ----------------------------------
@@ -778,6 +805,77 @@ async def snooze(
     )  # fmt: skip
 
 
+async def set_language(
+    person_key: str,
+    lang: str,
+    via: str,
+    *,
+    provider_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Record the language (en or cy) the person reads messages and surveys in; every provider's
+    invitations and reminders use it from now on. Returns False when it was already that language.
+
+    `via` says how it was given: `survey-link` (the person switched language on the survey page),
+    `provider`, `cli`. Nothing is cancelled: messages not yet sent, and the links of open invitations
+    not yet completed, switch to the new language.
+    """
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    now = now or dt.datetime.now(dt.UTC)
+    async with db.write_transaction():
+        existing = (
+            await ContactPreference.select(ContactPreference.id, ContactPreference.lang)
+            .where(ContactPreference.person_key == person_key)
+            .first()
+        )
+        if existing is not None and existing["lang"] == lang:
+            return False
+        if existing is None:
+            await ContactPreference.insert(
+                ContactPreference(person_key=person_key, lang=lang, changed_by=provider_id, updated_at=now)
+            )
+        else:
+            await ContactPreference.update(
+                {
+                    ContactPreference.lang: lang,
+                    ContactPreference.changed_by: provider_id,
+                    ContactPreference.updated_at: now,
+                }
+            ).where(ContactPreference.id == existing["id"])
+        open_invitations = "SELECT id FROM invitation WHERE person_key = {} AND status IN ('queued', 'sent')"
+        await OutboxMessage.raw(
+            "UPDATE outbox_message SET lang = {} WHERE status = 'pending' AND invitation IN ("
+            + open_invitations
+            + ")",
+            lang,
+            person_key,
+        )
+        await SurveyLink.raw(
+            "UPDATE survey_link SET lang = {} WHERE completed_at IS NULL AND id IN (SELECT link FROM "
+            "invitation WHERE person_key = {} AND status IN ('queued', 'sent'))",
+            lang,
+            person_key,
+        )
+        await Invitation.update({Invitation.lang: lang}).where(
+            (Invitation.person_key == person_key) & Invitation.status.is_in(list(OPEN_STATUSES))
+        )
+        event = _event(person_key, "language", now, reasons=f"lang_{lang}", detail=f"{lang} via {via}",
+                       actor=via[:40])  # fmt: skip
+        await ContactEvent.insert(ContactEvent(**{k: v for k, v in event.items() if k != "link_hash"}))
+    return True
+
+
+async def person_lang(person_key: str) -> str:
+    """The person's language (en unless they or a provider said otherwise)."""
+    row = (
+        await ContactPreference.select(ContactPreference.lang)
+        .where(ContactPreference.person_key == person_key)
+        .first()
+    )
+    return row["lang"] if row and row["lang"] in LANGS else "en"
+
+
 async def phone_link(
     provider: str, referral_id: str, wave: str, base_url: str, now: dt.datetime | None = None
 ) -> tuple[str, int]:
@@ -792,8 +890,9 @@ async def phone_link(
         raise LookupError(f"no referral {referral_id!r} of {provider}")
     pk, person_key = found
     token, link_id = await links.create_link(
-        person_key, [(pk, wave)], mode="phone", lifetime=PHONE_LINK_LIFETIME, now=now
-    )
+        person_key, [(pk, wave)], mode="phone", lang=await person_lang(person_key),
+        lifetime=PHONE_LINK_LIFETIME, now=now,
+    )  # fmt: skip
     now = now or dt.datetime.now(dt.UTC)
     await ContactEvent.insert(
         ContactEvent(

@@ -171,6 +171,7 @@ class ReferralSchedule(msgspec.Struct):
     snoozed_until: dt.datetime | None
     waves: list[WaveRead]
     reasons: list[ReasonRead]
+    lang: str = "en"  # the language of the person's messages and survey pages (en or cy)
 
 
 class ContactEventRead(msgspec.Struct):
@@ -186,7 +187,7 @@ class ContactEventRead(msgspec.Struct):
 
 
 class SnoozeCreate(msgspec.Struct, forbid_unknown_fields=True):
-    """"Not now" on the person's behalf: until a date, or for a number of days (one of the two)."""
+    """ "Not now" on the person's behalf: until a date, or for a number of days (one of the two)."""
 
     until: dt.date | None = None
     days: Annotated[int, msgspec.Meta(ge=1, le=366)] | None = None

@@ -146,13 +146,17 @@ class LinkItem(Table):
 
 
 class ContactPreference(Table):
-    """The person-level ledger: "stop" and "not now", honoured by every provider (keyed by person)."""
+    """The person-level ledger: "stop", "not now" and the language, honoured by every provider (keyed by
+    person)."""
 
     person_key = Varchar(length=64, null=False, unique=True)
     opted_out_at = Timestamptz(null=True, default=None)
     opted_out_via = Varchar(length=20, null=False, default="")  # survey-link | provider | cli | sms-stop
     snoozed_until = Timestamptz(null=True, default=None)
     snoozed_via = Varchar(length=20, null=False, default="")
+    # The language the person reads messages and the survey in (en | cy): set by a provider on their
+    # behalf, or remembered when they switch language on the survey page.
+    lang = Varchar(length=2, null=False, default="en")
     # The provider that recorded the last change on the person's behalf; losing the organisation must
     # not lose the opt-out, so the key is cleared rather than the row deleted.
     changed_by = ForeignKey(references=Organisation, on_delete=OnDelete.set_null, null=True, default=None)

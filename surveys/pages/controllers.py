@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from markupsafe import Markup, escape
 
 from access.policy import client_address, limiter_for, public
-from surveys import links
+from surveys import links, scheduling
 from surveys.links import LinkView
 from surveys.pages import flow
 from surveys.pages.i18n import long_date, month_year, text
@@ -121,8 +121,10 @@ async def _open(request: Request[Any, Any, Any], token: str) -> LinkView | Templ
         return page(request, "message.html", lang, 404, title=text("notfound_title", lang),
                     paragraphs=[text("notfound_text", lang)], lang_url=None, show_help=True)  # fmt: skip
     wanted = request.query_params.get("lang")
-    if wanted in ("en", "cy"):
+    if wanted in ("en", "cy") and wanted != link.lang:
         await flow.set_language(link, wanted)
+        # The person's choice also holds for their later invitations and reminders, from any provider.
+        await scheduling.set_language(link.person_key, wanted, via="survey-link")
     return link
 
 

@@ -149,10 +149,12 @@ def test_exit_when_support_ends_and_follow_up_after_90_days() -> None:
 
 
 def test_follow_up_days_per_provider_and_service() -> None:
-    policy = ContactPolicy(follow_up_days_by_provider={"ROSA": 180}, follow_up_days_by_service={"da": 60})
+    policy = ContactPolicy(
+        waves_by_provider={"ROSA": {"follow_up": 180}}, waves_by_service={"da": {"follow_up": 60}}
+    )
     end = date(2026, 3, 1)
     referrals = [
-        ref("ROSA", date(2026, 1, 5), end, service="sav"),
+        ref("ROSA", date(2026, 1, 5), end, service="da"),  # the provider's setting wins over its service's
         ref("REF", date(2026, 1, 5), end, service="da"),
         ref("VS", date(2026, 1, 5), end),
     ]
@@ -166,6 +168,51 @@ def test_follow_up_days_per_provider_and_service() -> None:
         "REF": end + timedelta(days=60),
         "VS": end + timedelta(days=90),
     }
+
+
+def test_waves_switched_off_or_delayed_per_service_and_provider() -> None:
+    policy = ContactPolicy(
+        waves_by_service={"sav": {"baseline": None, "exit": 7}},
+        waves_by_provider={"VS": {"follow_up": None}},
+    )
+    start, end = date(2026, 1, 5), date(2026, 3, 2)
+    sav, vs = ref("ROSA", start, end, service="sav"), ref("VS", start, end)
+    due = {
+        (s.item.provider, s.item.wave): s.due_on
+        for s in wave_statuses([sav, vs], ContactLedger(), at(start), policy)
+    }
+    assert due == {
+        ("ROSA", "exit"): end + timedelta(days=7),
+        ("ROSA", "follow_up"): end + timedelta(days=90),
+        ("VS", "baseline"): start,
+        ("VS", "exit"): end,
+    }
+    # No baseline for the sexual-violence service: nothing is sent when its support starts.
+    assert (
+        decide([ref("ROSA", start, service="sav")], ContactLedger(), at(start), policy).action is Action.NONE
+    )
+    # A baseline delay: due two weeks into support.
+    later = ContactPolicy(baseline_days=14)
+    assert decide([ref("VS", start)], ContactLedger(), at(start), later).action is Action.WAIT
+    sent = decide([ref("VS", start)], ContactLedger(), at(start + timedelta(days=14)), later)
+    assert sent.action is Action.SEND_INVITATION and sent.items == (item("VS", "baseline"),)
+    assert policy.wave_day_range("follow_up") == (90, 90) and policy.wave_day_range("exit") == (0, 7)
+    assert ContactPolicy(follow_up_days=None, waves_by_service={"da": {"follow_up": 120}}).wave_day_range(
+        "follow_up"
+    ) == (120, 120)
+    assert ContactPolicy().contact_retention_days == 90 + 45 + 28
+    assert ContactPolicy(waves_by_provider={"X": {"follow_up": 180}}).contact_retention_days == 180 + 45 + 28
+
+
+def test_wave_configuration_is_checked() -> None:
+    with pytest.raises(ValueError, match="unknown wave 'followup'"):
+        ContactPolicy(waves_by_service={"sav": {"followup": 10}})
+    with pytest.raises(ValueError, match="0 to 730 days"):
+        ContactPolicy(waves_by_provider={"VS": {"exit": -1}})
+    # A provider's exit delay against a service's follow-up: checked for every combination.
+    with pytest.raises(ValueError, match="provider 'VS' with service 'da': follow_up"):
+        ContactPolicy(waves_by_service={"da": {"follow_up": 20}}, waves_by_provider={"VS": {"exit": 30}})
+    assert ContactPolicy(waves_by_provider={"VS": {"exit": None}}, follow_up_days=1).follow_up_days == 1
 
 
 def test_baseline_is_void_once_support_has_ended_and_waves_are_missed_after_the_window() -> None:

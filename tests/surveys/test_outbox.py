@@ -180,3 +180,20 @@ async def test_background_loop_runs_and_stops(orgs: None, smtp: SmtpSink) -> Non
     stop.set()
     await asyncio.wait_for(task, timeout=30)
     assert task.exception() is None
+
+
+async def test_the_language_at_sending_time_wins(orgs: None, smtp: SmtpSink) -> None:
+    # A change of language that lands between the scheduler's read and its write (so the queued row
+    # still says English) is caught when the message is rendered.
+    from surveys.tables import ContactPreference
+    from tests.surveys.outreach_support import person_key
+
+    smtp.start()
+    await add_referral("VS", "V1")
+    await scheduling.schedule(T0)
+    await ContactPreference.insert(ContactPreference(person_key=person_key(), lang="cy", updated_at=T0))
+    message = await OutboxMessage.select(OutboxMessage.lang).first()
+    assert message == {"lang": "en"}
+    assert (await outbox.dispatch(T0)).sent == 1
+    received = email.message_from_bytes(smtp.messages[0].content)
+    assert received["Subject"] == "Ychydig o gwestiynau i chi" and received["From"].startswith("Adborth <")

@@ -4,6 +4,7 @@ person's behalf (honoured by every provider), invitations with status filters, c
 from __future__ import annotations
 
 import datetime as dt
+import email
 from typing import Any
 
 from surveys import links, outbox, scheduling
@@ -119,3 +120,39 @@ async def test_call_tasks_for_the_assisted_channel(client: Any, keys: dict[str, 
         f"/api/v1/call-tasks/{task_id}/close", headers=keys["vs"], json={"outcome": "done"}
     )
     assert again.status_code == 409
+
+
+async def test_a_provider_sets_the_persons_language(
+    client: Any, keys: dict[str, Any], smtp: SmtpSink
+) -> None:
+    smtp.start()
+    await add_referral("VS", "V1", "P1")
+    await add_referral("ROSA", "R1", "P1", support_start=dt.date(2026, 5, 6))
+    r = await client.post("/api/v1/referrals/VS/V1/language", headers=keys["vs"], json={"lang": "cy"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"lang": "cy"}
+    assert (
+        await client.post("/api/v1/referrals/ROSA/R1/language", headers=keys["vs"], json={"lang": "cy"})
+    ).status_code == 404
+    for body, status in (({"lang": "fr"}, 400), ({"lang": "cy", "extra": 1}, 400), ({}, 422)):
+        bad = await client.post("/api/v1/referrals/VS/V1/language", headers=keys["vs"], json=body)
+        assert bad.status_code == status, body
+    pref = await ContactPreference.select().first()
+    assert pref is not None and pref["lang"] == "cy" and pref["opted_out_at"] is None
+    schedule = (await client.get("/api/v1/referrals/VS/V1/schedule", headers=keys["vs"])).json()
+    assert schedule["lang"] == "cy"
+
+    # The combined invitation (both providers' waves) goes in Welsh, and its link opens in Welsh.
+    await scheduling.schedule(london(2026, 5, 6, 10))
+    assert (await outbox.dispatch(london(2026, 5, 6, 10))).sent == 1
+    message = email.message_from_bytes(smtp.messages[0].content)
+    assert message["Subject"] == "Ychydig o gwestiynau i chi"
+    token = message.get_payload(decode=True).decode().split("/s/", 1)[1].split()[0]
+    view = await links.resolve_link(token)
+    assert view is not None and view.lang == "cy" and len(view.items) == 2
+
+    # ROSA sees the change in its history, without learning who made it.
+    history = (await client.get("/api/v1/referrals/ROSA/R1/contact-history", headers=keys["rosa"])).json()
+    language = [e for e in history if e["kind"] == "language"]
+    assert len(language) == 1 and language[0]["reasons"] == ["lang_cy"]
+    assert "VS" not in language[0]["detail"] + language[0]["actor"]

@@ -12,6 +12,7 @@ import pytest
 from surveys.importing import import_referrals
 from surveys.links import create_link, referral_pk, resolve_link
 from surveys.messages import SURVEY_FORBIDDEN, find_forbidden
+from surveys.scheduling import person_lang
 from surveys.tables import LinkItem, Response, SurveyLink
 from tests.conftest import referral_line, referrals_csv
 
@@ -231,6 +232,8 @@ async def test_welsh_pages(client: Any, orgs: None) -> None:
     # The choice is stored on the link: later pages (and devices) stay in Welsh.
     link = await resolve_link(token)
     assert link is not None and link.lang == "cy"
+    # ... and in the person's contact ledger: their next invitations, from any provider, are in Welsh.
+    assert await person_lang(link.person_key) == "cy"
     q = await client.get(f"/s/{token}/q/cope")
     assert "Pa mor dda ydych chi" in q.text and "Cwestiwn 1 o" in q.text
     err = await client.post(f"/s/{token}/q/cope", data={})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -19,7 +21,7 @@ from surveys.tables import (
     Response,
     SurveyLink,
 )
-from tests.surveys.outreach_support import SmtpSink, add_referral, london, person_key
+from tests.surveys.outreach_support import LONDON, SmtpSink, add_referral, london, person_key
 
 
 async def _org_id(code: str) -> int:
@@ -28,7 +30,8 @@ async def _org_id(code: str) -> int:
     return int(row["id"])
 
 
-async def test_two_providers_in_one_week_get_one_combined_invitation(orgs: None) -> None:
+async def test_two_providers_in_one_week_get_one_combined_invitation(orgs: None, smtp: SmtpSink) -> None:
+    smtp.start()
     await add_referral("VS", "V1", support_start=dt.date(2026, 5, 4))
     await add_referral("ROSA", "R1", support_start=dt.date(2026, 5, 7))
 
@@ -59,6 +62,10 @@ async def test_two_providers_in_one_week_get_one_combined_invitation(orgs: None)
     later = await scheduling.schedule(london(2026, 5, 12, 10))
     assert again.invitations == later.invitations == 0
     assert await Invitation.count() == 1 and await OutboxMessage.count() == 1
+    # One email arrives, and its link asks about both supports.
+    for day in (7, 8, 12):
+        await outbox.dispatch(london(2026, 5, day, 10, 10))
+    assert len(smtp.messages) == 1 and smtp.messages[0].rcpt_tos == ["p1@example.org"]
 
 
 async def test_opt_out_via_one_provider_stops_another_providers_wave(orgs: None) -> None:
@@ -288,3 +295,230 @@ def test_scales_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOP_SCALES_BY_SERVICE", "sav:moodscore")
     with pytest.raises(settings.SettingsError, match="VOP_SCALES_BY_SERVICE"):
         settings.load_settings()
+
+
+# --- wave timing per service and provider (VOP_WAVES*) ----------------------------------------------
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set VOP_* variables and re-read the settings, as a restart would; undone after the test."""
+    import settings
+
+    def set_env(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings.get_settings.cache_clear()
+
+    yield set_env
+    monkeypatch.undo()
+    settings.get_settings.cache_clear()
+
+
+async def _invited_on() -> dict[tuple[str, str], dt.date]:
+    """(referral id, wave) -> the London date its invitation was decided."""
+    rows = await LinkItem.select(LinkItem.referral.referral_id, LinkItem.wave, LinkItem.link).run()
+    created = {
+        r["link"]: r["created_at"] for r in await Invitation.select(Invitation.link, Invitation.created_at)
+    }
+    return {
+        (r["referral.referral_id"], r["wave"]): created[r["link"]].astimezone(LONDON).date() for r in rows
+    }
+
+
+async def test_waves_follow_the_timing_configured_per_service_and_provider(
+    orgs: None, configure: Callable[..., None]
+) -> None:
+    # ROSA runs a sexual-violence service: no baseline, follow-up after 180 days. BARN (cse) follows up
+    # after 35 days, and its own setting wins over the default; VS (general) keeps the defaults.
+    configure(
+        VOP_WAVES_BY_SERVICE="sav:baseline=off,follow_up=180",
+        VOP_WAVES_BY_PROVIDER="BARN:follow_up=35",
+    )
+    start, end = dt.date(2026, 1, 5), dt.date(2026, 3, 2)
+    await add_referral("VS", "V1", "P1", support_start=start, support_end=end)
+    await add_referral("ROSA", "R1", "P2", support_start=start, support_end=end)
+    await add_referral("BARN", "B1", "P3", support_start=start, support_end=end)
+    await add_referral("ROSA", "R2", "P4", support_start=end)  # support open: would want a baseline
+
+    days = [end, end + dt.timedelta(days=34), end + dt.timedelta(days=35), dt.date(2026, 5, 30)]
+    days += [dt.date(2026, 5, 31), end + dt.timedelta(days=179), end + dt.timedelta(days=180)]
+    for day in days:
+        await scheduling.schedule(london(day.year, day.month, day.day, 10))
+
+    assert await _invited_on() == {
+        ("V1", "exit"): end,
+        ("R1", "exit"): end,
+        ("B1", "exit"): end,
+        ("B1", "follow_up"): end + dt.timedelta(days=35),
+        ("V1", "follow_up"): end + dt.timedelta(days=90),  # 2026-05-31
+        ("R1", "follow_up"): end + dt.timedelta(days=180),
+    }
+    # Nothing at all for the open sexual-violence episode: its only wave so far is switched off.
+    assert await ContactEvent.count().where(ContactEvent.referral.referral_id == "R2") == 0
+
+
+async def test_a_wave_switched_off_by_default_and_on_for_one_provider(
+    orgs: None, configure: Callable[..., None]
+) -> None:
+    configure(VOP_WAVES="baseline=14,follow_up=off", VOP_WAVES_BY_PROVIDER="ROSA:follow_up=60")
+    start, end = dt.date(2026, 1, 5), dt.date(2026, 2, 2)
+    await add_referral("VS", "V1", "P1", support_start=start, support_end=None)
+    await add_referral("VS", "V2", "P2", support_start=dt.date(2025, 11, 3), support_end=end)
+    await add_referral("ROSA", "R1", "P3", support_start=dt.date(2025, 11, 3), support_end=end)
+    for day in (start, start + dt.timedelta(days=13), start + dt.timedelta(days=14), end):
+        await scheduling.schedule(london(day.year, day.month, day.day, 10))
+    for day in (end + dt.timedelta(days=59), end + dt.timedelta(days=60), end + dt.timedelta(days=90)):
+        await scheduling.schedule(london(day.year, day.month, day.day, 10))
+    assert await _invited_on() == {
+        ("V1", "baseline"): start + dt.timedelta(days=14),
+        ("V2", "exit"): end,
+        ("R1", "exit"): end,
+        ("R1", "follow_up"): end + dt.timedelta(days=60),
+    }
+
+
+def test_wave_settings_are_checked_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import settings
+
+    monkeypatch.setenv("VOP_WAVES_BY_SERVICE", "sav:baseline=off,follow_up=180")
+    monkeypatch.setenv("VOP_WAVES_BY_PROVIDER", "BARN:follow_up=30;VS:exit=7")
+    monkeypatch.setenv("VOP_WAVES", "follow_up=120")
+    policy = settings.load_settings().contact_policy
+    assert policy is not None and policy.follow_up_days == 120 and policy.baseline_days == 0
+    assert policy.waves_by_service == {"sav": {"baseline": None, "follow_up": 180}}
+    assert policy.waves_by_provider == {"BARN": {"follow_up": 30}, "VS": {"exit": 7}}
+    for name, value, message in (
+        ("VOP_WAVES_BY_SERVICE", "SAV:follow_up=180", "'SAV' is not a service"),
+        ("VOP_WAVES_BY_SERVICE", "sav:followup=180", r"VOP_WAVES_BY_SERVICE \(sav\) must look like"),
+        ("VOP_WAVES_BY_SERVICE", "sav:follow_up=soon", r"VOP_WAVES_BY_SERVICE \(sav\) must look like"),
+        ("VOP_INVITATION_EXPIRY_DAYS", "0", "expiry_days must be at least 1"),
+        ("VOP_WAVES_BY_SERVICE", "sav:follow_up=1000", "at most 730 days"),
+        ("VOP_WAVES_BY_SERVICE", "sav follow_up=10", "is not a service"),
+        ("VOP_WAVES_BY_PROVIDER", "VS:exit=7;VS:exit=8", "each provider once"),
+        ("VOP_WAVES_BY_PROVIDER", "V S:exit=7", "not a provider code"),
+        ("VOP_WAVES", "follow_up=5,exit=10", "must come after exit"),
+        ("VOP_WAVES_BY_PROVIDER", "VS:exit=150", "provider 'VS'.*must come after exit"),
+        ("VOP_REMINDER_DAYS", "7,40", "before the invitation expires"),
+        ("VOP_QUIET_HOURS", "9pm-8am", "VOP_QUIET_HOURS must look like 21:00-08:00"),
+    ):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            with pytest.raises(settings.SettingsError, match=message):
+                settings.load_settings()
+
+
+def test_a_bad_wave_setting_stops_the_command_with_a_clear_error() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    vop = str(Path(sys.executable).parent / "vop")
+    env = {**os.environ, "VOP_WAVES_BY_SERVICE": "sav:follow_up=later"}
+    done = subprocess.run([vop, "schedule"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2
+    assert "configuration error" in done.stderr and "VOP_WAVES_BY_SERVICE" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_configured_spacing_expiry_and_quiet_hours_are_used(
+    orgs: None, configure: Callable[..., None]
+) -> None:
+    configure(VOP_QUIET_HOURS="19:00-09:00", VOP_INVITATION_EXPIRY_DAYS="10", VOP_REMINDER_DAYS="5")
+    await add_referral("VS", "V1")
+    assert (await scheduling.schedule(london(2026, 5, 4, 8, 30))).invitations == 0  # quiet until 09:00
+    assert (await scheduling.schedule(london(2026, 5, 4, 9, 0))).invitations == 1
+    assert (await outbox.dispatch(london(2026, 5, 4, 19, 30))).quiet_hours
+    invitation = await Invitation.select().first()
+    assert invitation is not None
+    assert invitation["expires_at"] == london(2026, 5, 4, 9) + dt.timedelta(days=10)
+
+
+# --- the person's language ---------------------------------------------------------------------------
+
+
+async def test_invitation_reminders_and_link_in_the_persons_language(orgs: None, smtp: SmtpSink) -> None:
+    smtp.start()
+    await add_referral("VS", "V1", "P1")
+    await add_referral("VS", "V2", "P2")
+    assert await scheduling.set_language(person_key("P1"), "cy", "provider", now=london(2026, 5, 1))
+    assert not await scheduling.set_language(person_key("P1"), "cy", "provider")  # already Welsh
+    assert (await scheduling.schedule(T0 := london(2026, 5, 4, 10))).invitations == 2
+    assert (await outbox.dispatch(T0)).sent == 2
+    by_to = {m.rcpt_tos[0]: email.message_from_bytes(m.content) for m in smtp.messages}
+    welsh, english = by_to["p1@example.org"], by_to["p2@example.org"]
+    assert welsh["Subject"] == "Ychydig o gwestiynau i chi" and welsh["From"].startswith("Adborth <")
+    assert english["Subject"] == "A few questions for you" and english["From"].startswith("Feedback <")
+    # The link opens in Welsh.
+    views = {}
+    for to, message in by_to.items():
+        token = message.get_payload(decode=True).decode().split("/s/", 1)[1].split()[0]
+        views[to] = await links.resolve_link(token)
+    assert views["p1@example.org"].lang == "cy" and views["p2@example.org"].lang == "en"  # type: ignore[union-attr]
+
+    await scheduling.schedule(london(2026, 5, 11, 10))
+    assert (await outbox.dispatch(london(2026, 5, 11, 10))).sent == 2
+    reminders = {m.rcpt_tos[0]: email.message_from_bytes(m.content) for m in smtp.messages[2:]}
+    assert reminders["p1@example.org"]["Subject"].startswith("Nodyn atgoffa")
+    assert reminders["p2@example.org"]["Subject"].startswith("A reminder")
+    history = await ContactEvent.select().where(ContactEvent.kind == "language")
+    assert [(e["reasons"], e["actor"]) for e in history] == [("lang_cy", "provider")]
+
+
+async def test_switching_to_welsh_on_the_survey_page_is_remembered(orgs: None, smtp: SmtpSink) -> None:
+    smtp.start()
+    await add_referral("VS", "V1", support_end=dt.date(2026, 6, 1))
+    await scheduling.schedule(T0 := london(2026, 5, 4, 10))
+    await outbox.dispatch(T0)
+    await scheduling.schedule(london(2026, 5, 11, 10))  # reminder queued in English
+    # The person opens the link and switches to Welsh (the page calls set_language): the reminder not
+    # yet sent, the open link and every later invitation are in Welsh.
+    assert await scheduling.set_language(person_key(), "cy", "survey-link")
+    assert (await outbox.dispatch(london(2026, 5, 11, 10, 5))).sent == 1
+    reminder = email.message_from_bytes(smtp.messages[1].content)
+    assert reminder["Subject"].startswith("Nodyn atgoffa") and reminder["From"].startswith("Adborth <")
+    first = await Invitation.select().first()
+    assert first is not None and first["lang"] == "cy"
+    link = await SurveyLink.select(SurveyLink.lang).where(SurveyLink.id == first["link"]).first()
+    assert link == {"lang": "cy"}
+
+    await scheduling.schedule(london(2026, 6, 4, 10))  # exit wave, 30 days after the first invitation
+    await outbox.dispatch(london(2026, 6, 4, 10))
+    exit_mail = email.message_from_bytes(smtp.messages[-1].content)
+    assert exit_mail["Subject"] == "Ychydig o gwestiynau i chi"
+    pref = await ContactPreference.select().first()
+    assert pref is not None and pref["lang"] == "cy" and pref["opted_out_at"] is None
+    # A phone link for a practitioner opens in the person's language too.
+    url, _ = await scheduling.phone_link("VS", "V1", "exit", "https://answer.example.org")
+    view = await links.resolve_link(url.rsplit("/", 1)[1])
+    assert view is not None and view.lang == "cy"
+
+
+async def test_cli_sets_the_persons_language_and_contact_preference(orgs: None, smtp: SmtpSink) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    vop = str(Path(sys.executable).parent / "vop")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [vop, *args], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"}
+        )
+
+    smtp.start()
+    await add_referral("VS", "V1")
+    done = run("contact-preference", "--provider", "VS", "--referral", "V1", "--lang", "cy")
+    assert done.returncode == 0, done.stderr
+    assert "language cy; not opted out" in done.stdout
+    await scheduling.schedule(T0 := london(2026, 5, 4, 10))
+    await outbox.dispatch(T0)
+    assert email.message_from_bytes(smtp.messages[0].content)["Subject"] == "Ychydig o gwestiynau i chi"
+    bad = run("contact-preference", "--provider", "VS", "--referral", "V1", "--lang", "fr")
+    assert bad.returncode == 2
+    missing = run("contact-preference", "--provider", "VS", "--referral", "NOPE", "--lang", "cy")
+    assert missing.returncode == 1 and "no referral" in missing.stderr
+    stop = run("contact-preference", "--provider", "VS", "--referral", "V1", "--opt-out")
+    assert stop.returncode == 0 and "language cy; opted out" in stop.stdout
