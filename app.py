@@ -171,5 +171,6 @@ def create_app() -> Litestar:
         logging_config=access_logging.logging_config(get_settings().log_level),
         request_max_body_size=1024 * 1024,
     )
-    access_logging.install(app)  # around routing, so that 404 and 405 answers are logged too
+    # Around routing, so that 404 and 405 answers are logged too.
+    access_logging.install(app, get_settings().log_level)
     return app

@@ -46,6 +46,8 @@ class LinkView:
     expires_at: dt.datetime
     completed_at: dt.datetime | None
     items: list[LinkItemView] = field(default_factory=list)
+    # The survey steps already worked out for this view, by plan (surveys.pages.flow.steps_for).
+    steps_memo: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def state(self, now: dt.datetime | None = None) -> LinkState:
         if self.completed_at is not None:

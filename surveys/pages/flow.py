@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from surveys import db
@@ -39,19 +39,24 @@ SubmitOutcome = Literal["completed", "already", "different", "incomplete", "expi
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One page: a question, asked about the person (item None) or about one exit item's support."""
+    """One page: a question, asked about the person (item None) or about one exit item's support.
+
+    `key` is the step's key in URLs and the API: `cope`, or `helped_cope.2` for the second of two
+    supports (see `Step.of`, the one way of making a step).
+    """
 
     question: Question
+    key: str
     item: LinkItemView | None = None
     item_number: int = 0  # 1-based among the link's exit items; 0 for person-level questions
     item_count: int = 0
 
-    @property
-    def key(self) -> str:
-        """The step's key in URLs and the API: `cope`, or `helped_cope.2` for the second of two supports."""
-        if self.item is not None and self.item_count > 1:
-            return f"{self.question.id}.{self.item_number}"
-        return self.question.id
+    @classmethod
+    def of(
+        cls, question: Question, item: LinkItemView | None = None, number: int = 0, count: int = 0
+    ) -> Step:
+        key = f"{question.id}.{number}" if item is not None and count > 1 else question.id
+        return cls(question, key, item, number, count)
 
 
 @dataclass(slots=True)
@@ -126,23 +131,64 @@ def exit_items(link: LinkView) -> list[LinkItemView]:
 def steps_for(link: LinkView, answers: Answers, inst: Instrument | None = None) -> list[Step]:
     """Every page to ask, in order, given the answers so far (an answer can reveal or hide later ones)."""
     inst = inst or instrument_of(link)
-    rank = _master_order(inst, link.scales)
+    routing = _routing_ids(inst)
+    exits = exit_items(link)
+    plan = _plan(
+        inst.id_version, tuple(link.scales), tuple(link.waves), len(exits),
+        _routing_values(answers.person, routing),
+        tuple(_routing_values(answers.merged(item), routing) for item in exits),
+    )  # fmt: skip
+    # The link keeps the steps of each plan it met: a submit asks again as answers arrive.
+    steps = link.steps_memo.get(id(plan))
+    if steps is None or steps[0] is not plan:
+        steps = link.steps_memo[id(plan)] = (
+            plan, [Step.of(q, exits[n - 1], n, len(exits)) if n else Step.of(q) for q, n in plan]
+        )  # fmt: skip
+    return list(steps[1])
+
+
+RoutingValues = tuple[tuple[str, Any], ...]
+
+
+def _routing_values(answers: Mapping[str, Any], routing: frozenset[str]) -> RoutingValues:
+    """The answers that conditions look at, hashable: all that decides which steps are asked."""
+    return tuple(
+        (qid, tuple(v) if isinstance(v, list) else v)
+        for qid in sorted(routing)
+        if qid in answers and isinstance(v := answers[qid], list | str | int | float | type(None))
+    )
+
+
+@lru_cache(maxsize=4096)
+def _plan(
+    id_version: str,
+    scales: tuple[str, ...],
+    waves: tuple[str, ...],
+    exit_count: int,
+    person_answers: RoutingValues,
+    item_answers: tuple[RoutingValues, ...],
+) -> tuple[tuple[Question, int], ...]:
+    """The steps as (question, exit item number or 0 for the person), for answers that matter to routing.
+
+    Cached: a submit asks for the steps several times as answers arrive, and many links share a plan.
+    """
+    inst = load_instrument(id_version)
+    rank = _master_order(inst, scales)
     person: dict[str, Question] = {}
-    for wave in link.waves:
-        for q in questions_for(inst, wave, link.scales, answers.person):
+    for wave in waves:
+        for q in questions_for(inst, wave, scales, dict(person_answers)):
             if q.id not in PER_ITEM:
                 person.setdefault(q.id, q)
-    blocks: list[Step] = []
-    exits = exit_items(link)
-    for number, item in enumerate(exits, start=1):
-        for q in questions_for(inst, "exit", link.scales, answers.merged(item)):
+    blocks: list[tuple[Question, int]] = []
+    for number in range(1, exit_count + 1):
+        for q in questions_for(inst, "exit", scales, dict(item_answers[number - 1])):
             if q.id in PER_ITEM:
-                blocks.append(Step(q, item, number, len(exits)))
+                blocks.append((q, number))
     per_item_rank = min((rank[q] for q in PER_ITEM if q in rank), default=len(rank))
     ordered = sorted(person.values(), key=lambda q: rank[q.id])
-    before = [Step(q) for q in ordered if rank[q.id] < per_item_rank]
-    after = [Step(q) for q in ordered if rank[q.id] >= per_item_rank]
-    return before + blocks + after
+    before = [(q, 0) for q in ordered if rank[q.id] < per_item_rank]
+    after = [(q, 0) for q in ordered if rank[q.id] >= per_item_rank]
+    return tuple(before + blocks + after)
 
 
 def find_step(steps: Sequence[Step], key: str) -> int | None:
@@ -175,15 +221,23 @@ def item_answers(link: LinkView, answers: Answers, item: LinkItemView, inst: Ins
     Person-level answers apply to every item; answers to questions now hidden (say, after changing
     an earlier answer) are left out, so the stored response matches what the routing asked.
     """
-    merged = answers.merged(item)
-    asked = questions_for(inst, item.wave, link.scales, merged)
+    routing = _routing_values(answers.merged(item), _routing_ids(inst))
+    asked = _asked_ids(inst.id_version, item.wave, tuple(link.scales), routing)
     own = answers.items.get(str(item.item_id), {})
     out: dict[str, Any] = {}
-    for q in asked:
-        source = own if q.id in PER_ITEM else answers.person
-        if q.id in source:
-            out[q.id] = source[q.id]
+    for qid in asked:
+        source = own if qid in PER_ITEM else answers.person
+        if qid in source:
+            out[qid] = source[qid]
     return out
+
+
+@lru_cache(maxsize=4096)
+def _asked_ids(
+    id_version: str, wave: str, scales: tuple[str, ...], routing: RoutingValues
+) -> tuple[str, ...]:
+    """The ids of the questions asked at a wave, for the answers that matter to routing (cached)."""
+    return tuple(q.id for q in questions_for(load_instrument(id_version), wave, scales, dict(routing)))
 
 
 def submission_key(link_id: int, item_id: int) -> str:
@@ -198,52 +252,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _param(value: Any, sqlite: bool) -> Any:
-    # aiosqlite stores datetimes as text; write ISO 8601 as Piccolo does for Timestamptz.
-    if sqlite and isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
-
-
-class _Tx:
-    """Raw statements on the write transaction's own connection (one code path for both engines)."""
-
-    def __init__(self, tx: Any) -> None:
-        self.conn = tx.connection
-        self.sqlite = db.is_sqlite()
-
-    def sql(self, text: str) -> str:
-        if self.sqlite:
-            return text
-        # `?` placeholders become `$1..$n` for asyncpg.
-        parts = text.split("?")
-        return "".join(p + (f"${n}" if n < len(parts) else "") for n, p in enumerate(parts, start=1))
-
-    async def fetchrow(self, text: str, *args: Any) -> dict[str, Any] | None:
-        values = [_param(a, self.sqlite) for a in args]
-        if self.sqlite:
-            cursor = await self.conn.execute(self.sql(text), values)
-            row = await cursor.fetchone()
-            return dict(row) if row is not None else None
-        row = await self.conn.fetchrow(self.sql(text), *values)
-        return dict(row) if row is not None else None
-
-    async def fetch(self, text: str, *args: Any) -> list[dict[str, Any]]:
-        values = [_param(a, self.sqlite) for a in args]
-        if self.sqlite:
-            cursor = await self.conn.execute(self.sql(text), values)
-            return [dict(r) for r in await cursor.fetchall()]
-        return [dict(r) for r in await self.conn.fetch(self.sql(text), *values)]
-
-    async def execute(self, text: str, *args: Any) -> None:
-        values = [_param(a, self.sqlite) for a in args]
-        if self.sqlite:
-            await self.conn.execute(self.sql(text), values)
-        else:
-            await self.conn.execute(self.sql(text), *values)
-
-
-async def _locked_link(t: _Tx, link_id: int) -> dict[str, Any] | None:
+async def _locked_link(t: db.Statements, link_id: int) -> dict[str, Any] | None:
     # FOR UPDATE serialises concurrent saves of one link on PostgreSQL; SQLite's IMMEDIATE transaction
     # already holds the write lock.
     lock = "" if t.sqlite else " FOR UPDATE"
@@ -251,7 +260,7 @@ async def _locked_link(t: _Tx, link_id: int) -> dict[str, Any] | None:
 
 
 async def _write_responses(
-    t: _Tx,
+    t: db.Statements,
     link: LinkView,
     answers: Answers,
     inst: Instrument,
@@ -303,14 +312,14 @@ async def _write_responses(
 def _apply(link: LinkView, answers: Answers, inst: Instrument, updates: Sequence[tuple[str, Any]]) -> None:
     # Steps are recomputed only after a routing answer: only those can reveal or hide a later step.
     routing = _routing_ids(inst)
-    steps = steps_for(link, answers, inst)
+    steps = {s.key: s for s in steps_for(link, answers, inst)}
     for key, value in updates:
-        index = find_step(steps, key)
-        if index is None:
+        step = steps.get(key)
+        if step is None:
             continue
-        answers.set(steps[index], value)
-        if steps[index].question.id in routing:
-            steps = steps_for(link, answers, inst)
+        answers.set(step, value)
+        if step.question.id in routing:
+            steps = {s.key: s for s in steps_for(link, answers, inst)}
 
 
 @dataclass(slots=True)
@@ -330,8 +339,8 @@ async def save_answers(
     questions at once both keep their answers.
     """
     inst = instrument_of(link)
-    async with db.write_transaction() as tx:
-        t = _Tx(tx)
+
+    async def body(t: db.Statements) -> SaveResult:
         row = await _locked_link(t, link.id)
         if row is None or row["completed_at"] is not None:
             return SaveResult("completed", Answers.from_json(json.loads(row["answers"]) if row else {}))
@@ -342,8 +351,12 @@ async def save_answers(
             answers.to_json(), _now(), link.id,
         )  # fmt: skip
         await _write_responses(t, link, answers, inst, mode or link.mode, None)
-    link.answers = json.loads(answers.to_json())
-    return SaveResult("saved", answers)
+        return SaveResult("saved", answers)
+
+    result = await db.run_write(body)
+    if result.status == "saved":
+        link.answers = json.loads(result.answers.to_json())
+    return result
 
 
 @dataclass(slots=True)
@@ -369,18 +382,19 @@ async def submit(
     change nothing) is `already`, a different one `different`; neither writes anything. A survey with
     a required question unanswered is `incomplete` (with the step to go back to).
     """
-    now = now or _now()
-    async with db.write_transaction() as tx:
-        t = _Tx(tx)
+    when = now or _now()
+
+    async def body(t: db.Statements) -> SubmitResult:
         row = await _locked_link(t, link.id)
         if row is None:
             return SubmitResult("expired", Answers())
-        result = await _submit_in(t, link, row, digest, updates, mode, now)
-    return result
+        return await _submit_in(t, link, row, digest, updates, mode, when)
+
+    return await db.run_write(body)
 
 
 async def _submit_in(
-    t: _Tx,
+    t: db.Statements,
     link: LinkView,
     row: Mapping[str, Any],
     digest: str | None,
@@ -388,13 +402,19 @@ async def _submit_in(
     mode: str | None,
     now: dt.datetime,
     items_fresh: bool = False,
+    applied: Answers | None = None,
 ) -> SubmitResult:
-    """The body of a submit, inside the caller's transaction with the link row locked."""
+    """The body of a submit, inside the caller's transaction with the link row locked.
+
+    `applied`: the stored answers with `updates` already set on them (by `_validate_into`).
+    """
     inst = instrument_of(link)
-    answers = Answers.from_json(json.loads(row["answers"] or "{}"))
-    original = answers.digest()
-    _apply(link, answers, inst, updates)
+    answers = applied
+    if answers is None:
+        answers = Answers.from_json(json.loads(row["answers"] or "{}"))
+        _apply(link, answers, inst, updates)
     if row["completed_at"] is not None:
+        original = Answers.from_json(json.loads(row["answers"] or "{}")).digest()
         same = answers.digest() == original and (digest is None or digest == original)
         return SubmitResult(
             "already" if same else "different", answers, completed_at=_aware(row["completed_at"])
@@ -427,7 +447,7 @@ def _aware(value: Any) -> Any:
     return value
 
 
-async def _link_by_token(t: _Tx, token: str) -> tuple[LinkView, dict[str, Any]] | None:
+async def _link_by_token(t: db.Statements, token: str) -> tuple[LinkView, dict[str, Any]] | None:
     """The link of a token, read (and on PostgreSQL locked) on the transaction's own connection.
 
     The same view as `surveys.links.resolve_link`, in two statements on one connection: on SQLite,
@@ -476,19 +496,22 @@ async def submit_by_token(
     (nothing is saved), else (link, result, []).
     """
     now = _now()
-    async with db.write_transaction() as tx:
-        t = _Tx(tx)
+
+    async def body(t: db.Statements) -> tuple[LinkView | None, SubmitResult | None, Problems]:
         found = await _link_by_token(t, token)
         if found is None:
             return None, None, []
         link, row = found
         if link.completed_at is None and link.expires_at <= now:
             return link, SubmitResult("expired", Answers()), []
-        accepted, problems = validate_updates(link, raw) if raw else ([], [])
+        answers = Answers.from_json(link.answers)
+        accepted, problems = _validate_into(link, answers, raw) if raw else ([], [])
         if problems:
             return link, None, problems
-        result = await _submit_in(t, link, row, None, accepted, mode, now, items_fresh=True)
-    return link, result, []
+        result = await _submit_in(t, link, row, None, accepted, mode, now, items_fresh=True, applied=answers)
+        return link, result, []
+
+    return await db.run_write(body)
 
 
 def _routing_ids(inst: Instrument) -> frozenset[str]:
@@ -511,9 +534,15 @@ def validate_updates(link: LinkView, raw: Mapping[str, Any]) -> tuple[list[tuple
     Returns the validated (key, value) pairs and the problems, with the GOV.UK messages in English
     and Welsh. A key that is not a step of this survey (now) is a problem too.
     """
+    return _validate_into(link, Answers.from_json(link.answers), raw)
+
+
+def _validate_into(
+    link: LinkView, answers: Answers, raw: Mapping[str, Any]
+) -> tuple[list[tuple[str, Any]], Problems]:
+    """`validate_updates`, setting each valid answer on `answers` as it goes."""
     inst = instrument_of(link)
     routing = _routing_ids(inst)
-    answers = Answers.from_json(link.answers)
     pending = dict(raw)
     accepted: list[tuple[str, Any]] = []
     problems: Problems = []
@@ -545,8 +574,11 @@ async def set_language(link: LinkView, lang: str) -> None:
     """Remember the person's language on the link, so every later page (and device) uses it."""
     if lang not in ("en", "cy") or lang == link.lang:
         return
-    async with db.write_transaction() as tx:
-        await _Tx(tx).execute("UPDATE survey_link SET lang = ? WHERE id = ?", lang, link.id)
+
+    async def body(t: db.Statements) -> None:
+        await t.execute("UPDATE survey_link SET lang = ? WHERE id = ?", lang, link.id)
+
+    await db.run_write(body)
     link.lang = lang
 
 

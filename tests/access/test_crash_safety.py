@@ -10,6 +10,7 @@ stored one is a 409).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ N = int(os.environ.get("VOP_CRASH_SUBMISSIONS", "500"))
 KILL_AFTER = N // 10  # acknowledgements before the kill: early in the burst, with many more in flight
 
 Send = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+Raw = Callable[[int], tuple[str, dict[str, str], Any]]  # submission i as (path, headers, JSON body)
 
 
 def referral(i: int, **over: Any) -> dict[str, Any]:
@@ -39,30 +41,48 @@ def referral(i: int, **over: Any) -> dict[str, Any]:
     return body
 
 
-async def burst_then_kill(server: Server, send: Send) -> dict[int, int | None]:
+async def burst_then_kill(server: Server, request: Raw) -> dict[int, int | None]:
     """N submissions at once; SIGKILL as soon as KILL_AFTER are acknowledged. Returns status (None = lost).
 
-    The kill is sent from the very callback that sees the KILL_AFTER-th acknowledgement: a fast server
-    (PostgreSQL) answers the whole burst in well under a second, so polling from another task is too late.
+    All N requests are written before any answer is read, on N connections, by a bare HTTP/1.1 writer:
+    the server handles a submit in about a millisecond, faster than an httpx client sends one, so with
+    httpx the server had answered the whole burst before the client saw its first acknowledgements,
+    and nothing was in flight to be killed. The kill is sent from the very callback that sees the
+    KILL_AFTER-th acknowledgement (an answer's status line; the server commits before it answers).
     """
+    url = httpx.URL(server.base_url)
+    host, port = url.host, url.port or 80
+    conns = await asyncio.gather(*(asyncio.open_connection(host, port) for _ in range(N)))
+    for i, (_, writer) in enumerate(conns):
+        path, headers, body = request(i)
+        data = json.dumps(body).encode()
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n{head}Connection: close\r\n\r\n".encode()
+            + data
+        )
     results: dict[int, int | None] = {}
     acked = [0]
-    limits = httpx.Limits(max_connections=N, max_keepalive_connections=N)
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=60, limits=limits) as http:
 
-        async def one(i: int) -> None:
-            try:
-                status = (await send(http, i)).status_code
-            except httpx.TransportError:
-                results[i] = None  # the connection died with the server: not acknowledged
-                return
-            results[i] = status
-            if status < 300:
-                acked[0] += 1
-                if acked[0] == KILL_AFTER:
-                    server.signal_kill()
+    async def one(i: int) -> None:
+        reader, writer = conns[i]
+        try:
+            line = await reader.readline()
+        except OSError:
+            line = b""
+        finally:
+            writer.close()
+        if not line.startswith(b"HTTP/"):
+            results[i] = None  # the connection died with the server: not acknowledged
+            return
+        status = results[i] = int(line.split()[1])
+        if status < 300:
+            acked[0] += 1
+            if acked[0] == KILL_AFTER:
+                server.signal_kill()
 
-        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(N))), timeout=180)
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(N))), timeout=180)
     server.kill()  # reap it
     return results
 
@@ -108,6 +128,9 @@ async def test_referral_creations_survive_sigkill(
     async def send(http: httpx.AsyncClient, i: int) -> httpx.Response:
         return await http.post("/api/v1/referrals", headers=vs, json=referral(i))
 
+    def raw(i: int) -> tuple[str, dict[str, str], Any]:
+        return "/api/v1/referrals", vs, referral(i)
+
     async def stored() -> Counter[str]:
         rows = await Referral.select(Referral.referral_id).where(Referral.referral_id.like("CRASH-%"))
         return Counter(r["referral_id"] for r in rows)
@@ -116,7 +139,7 @@ async def test_referral_creations_survive_sigkill(
     server = Server(log).start()
     try:
         lap("start")
-        first = await burst_then_kill(server, send)
+        first = await burst_then_kill(server, raw)
         lap("burst")
         acked = {i for i, s in first.items() if s == 201}
         assert len(acked) >= KILL_AFTER and all(s in (201, None) for s in first.values()), summary(first)
@@ -192,6 +215,9 @@ async def test_survey_submissions_survive_sigkill(
     async def send(http: httpx.AsyncClient, i: int) -> httpx.Response:
         return await http.post(f"/api/v1/surveys/{tokens[i]}/submit", json={"answers": answers})
 
+    def raw(i: int) -> tuple[str, dict[str, str], Any]:
+        return f"/api/v1/surveys/{tokens[i]}/submit", {}, {"answers": answers}
+
     async def responses_per_link() -> Counter[str]:
         rows = await Response.select(Response.referral, Response.completed_at).where(
             Response.referral.is_in(list(referral_of.values()))
@@ -204,7 +230,7 @@ async def test_survey_submissions_survive_sigkill(
     server = Server(log, env={"VOP_RATE_LIMIT_FAILURES": "100000"}).start()
     try:
         lap("start")
-        first = await burst_then_kill(server, send)
+        first = await burst_then_kill(server, raw)
         lap("burst")
         acked = {i for i, s in first.items() if s == 200}
         assert len(acked) >= KILL_AFTER and all(s in (200, None) for s in first.values()), summary(first)
