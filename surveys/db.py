@@ -142,6 +142,16 @@ async def write_transaction() -> AsyncIterator[Any]:
             yield tx
 
 
+async def _keep_session(_: Any) -> None:
+    """The pool's reset of a released connection: nothing to do, so no round trip.
+
+    asyncpg's default reset sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`
+    on every release, a round trip as costly as a statement. vop never changes session state (no SET
+    outside a transaction, no LISTEN, cursors or advisory locks; its temporary tables drop on commit),
+    and asyncpg still rolls back a transaction left open before calling this.
+    """
+
+
 async def start(engine: Engine | None = None) -> bool:
     """Open what the engine needs for serving: the pool on PostgreSQL, WAL on SQLite.
 
@@ -151,7 +161,7 @@ async def start(engine: Engine | None = None) -> bool:
     engine = engine or current_engine()
     if isinstance(engine, PostgresEngine):
         if engine.pool is None:
-            await engine.start_connection_pool(min_size=1, max_size=10)
+            await engine.start_connection_pool(min_size=1, max_size=10, reset=_keep_session)
             return True
         return False
     await engine.prep_database()
