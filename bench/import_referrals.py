@@ -47,13 +47,12 @@ def make_csv(rows: int) -> bytes:
 async def run_engine(rows: int) -> dict[str, float]:
     from surveys import db
     from surveys.demo import ensure_organisations
-    from surveys.fields import REFERRAL_OPTIONAL, REFERRAL_READERS, check_referral
+    from surveys.fields import REFERRAL_OPTIONAL, REFERRAL_READERS, check_referral_columns
     from surveys.importing import (
         REFERRAL_DB_COLUMNS,
         import_referrals,
         provider_ids,
         referral_records,
-        row_checks,
         validate_columns,
     )
     from surveys.migrate import migrate
@@ -71,10 +70,7 @@ async def run_engine(rows: int) -> dict[str, float]:
 
     # The raw driver writing the same rows (already parsed, hashed and encrypted) into the same, emptied
     # table with the same indexes: what the import would cost with no checks and no upsert.
-    parsed = validate_columns(
-        read_table(data), REFERRAL_READERS, REFERRAL_OPTIONAL,
-        row_checks(check_referral, "support_start", "support_end"),
-    )  # fmt: skip
+    parsed = validate_columns(read_table(data), REFERRAL_READERS, REFERRAL_OPTIONAL, check_referral_columns)
     records = referral_records(parsed, await provider_ids(), None, for_sqlite=db.is_sqlite())
     engine = db.current_engine()
     cols = ", ".join(REFERRAL_DB_COLUMNS)
@@ -102,11 +98,19 @@ async def run_engine(rows: int) -> dict[str, float]:
             )
             raw_seconds = time.perf_counter() - raw_started
         raw_name = "copy"
+
+    # The same file once more, now that the raw driver has stored its rows: every row an update (the
+    # upsert's way). For information; the goal is on the first import.
+    started = time.perf_counter()
+    result = await import_referrals(data, "bench.csv")
+    reimport_seconds = time.perf_counter() - started
+    assert result.updated == rows, result
     await db.stop()
     return {
         "rows": rows,
         "import_rows_per_s": rows / seconds,
         "import_seconds": seconds,
+        "reimport_rows_per_s": rows / reimport_seconds,
         f"raw_{raw_name}_rows_per_s": rows / raw_seconds,
         "ratio_to_raw": (rows / seconds) / (rows / raw_seconds),
     }
@@ -151,8 +155,9 @@ def main() -> None:
         results[engine] = child(engine, args.rows, args.pg)
         r = results[engine]
         raw = next(v for k, v in r.items() if k.startswith("raw_"))
-        print(f"{engine:9s} import {r['import_rows_per_s']:>9,.0f} rows/s  raw {raw:>9,.0f} rows/s  "
-              f"ratio {r['ratio_to_raw']:.2f}")  # fmt: skip
+        line = f"{engine:9s} import {r['import_rows_per_s']:>9,.0f} rows/s  raw {raw:>9,.0f} rows/s  "
+        line += f"ratio {r['ratio_to_raw']:.2f}  re-import {r['reimport_rows_per_s']:>9,.0f} rows/s"
+        print(line)
     results["goal"] = {"rows_per_s": 20_000, "ratio_to_raw": 0.4}
     results["met"] = all(
         results[e]["import_rows_per_s"] >= 20_000 and results[e]["ratio_to_raw"] >= 0.4

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
+import itertools
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
+
+import asyncpg
 
 from surveys import db, fields
 from surveys.crypto import keyring
@@ -21,6 +25,26 @@ from surveys.tables import Organisation, Referral
 from surveys.tabular import FileRejected, Problem, Table, read_table
 
 MAX_PROBLEMS_LISTED = 200
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused over a synchronous bulk step of an import.
+
+    An import allocates lists and tuples by the hundred thousand (rows, records), none of them in a
+    reference cycle; the collector, triggered every 700 allocations, would traverse the ones kept again
+    and again: measured, over a second per 100,000 referrals, as much as all the parsing. Reference
+    counting still frees memory meanwhile. Never held across an await, so that nothing else in the
+    process runs with the collector paused; a nested pause leaves the collector to the outer one.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +88,25 @@ def check_header(header: list[str], readers: dict[str, Any], optional: frozenset
         raise FileRejected(problems)
 
 
-def _read_column(read: Callable[[str], Any], raw: list[str]) -> tuple[list[Any], list[tuple[int, str]]]:
-    """Values of one column; on any bad cell, the slow path names every bad cell (index, reason)."""
-    try:
-        return list(map(read, raw)), []
-    except fields.FieldError:
-        pass
-    values: list[Any] = []
+def _read_column(read: Callable[[str], Any], cells: list[str]) -> tuple[list[Any], list[tuple[int, str]]]:
+    """Values of one column; on any bad cell, the slow path names every bad cell (index, reason).
+
+    A reader with a whole-column path (fields: `column`) reads a clean column in one C-level pass;
+    any other reader is mapped over the cells, which stops at the first bad one.
+    """
+    whole_column = getattr(read, "column", None)
+    if whole_column is not None:
+        values = whole_column(cells)
+        if values is not None:
+            return values, []
+    else:
+        try:
+            return list(map(read, cells)), []
+        except fields.FieldError:
+            pass
+    values = []
     bad: list[tuple[int, str]] = []
-    for index, cell in enumerate(raw):
+    for index, cell in enumerate(cells):
         try:
             values.append(read(cell))
         except fields.FieldError as exc:
@@ -89,25 +123,24 @@ def validate_columns(
 ) -> Parsed:
     """Typed values of every row, or FileRejected listing every problem (header problems first).
 
-    Works a column at a time: a clean column is read by one `map` over its cells, which is what lets a
-    year of referrals validate in about a second.
+    Works a column at a time, by blocks of rows (see Table.blocks): a clean column is read in one pass
+    (see _read_column), which is what lets a year of referrals validate in a fraction of a second.
     """
     check_header(table.header, readers, optional)
     width = len(table.header)
-    problems: list[tuple[int, int, str, str]] = []  # (record index, column order, column, reason)
-    for index, (_, cells) in enumerate(table.rows):
-        if len(cells) > width and any(c.strip() for c in cells[width:]):
-            problems.append((index, -1, "", f"has {len(cells)} cells but the header has {width}"))
-    rows = [cells + [""] * (width - len(cells)) if len(cells) < width else cells for _, cells in table.rows]
-    columns: dict[str, list[Any]] = {}
-    for order, name in enumerate(readers):
-        if name not in table.header:
-            columns[name] = [None] * len(rows)
-            continue
-        position = table.header.index(name)
-        values, bad = _read_column(readers[name], list(map(str.strip, map(itemgetter(position), rows))))
-        columns[name] = values
-        problems += [(index, order, name, reason) for index, reason in bad]
+    # (record index, column order, column, reason)
+    problems = [(i, -1, "", f"has {count} cells but the header has {width}") for i, count in table.overlong]
+    present = [
+        (order, name, table.header.index(name)) for order, name in enumerate(readers) if name in table.header
+    ]
+    columns: dict[str, list[Any]] = {
+        name: [] if name in table.header else [None] * table.size for name in readers
+    }
+    for start, block in table.blocks():
+        for order, name, position in present:
+            values, bad = _read_column(readers[name], block[position])
+            columns[name] += values
+            problems += [(start + index, order, name, reason) for index, reason in bad]
     # Rules across columns only where every cell of the row could be read.
     bad_rows = {index for index, *_ in problems}
     order_of = {name: order for order, name in enumerate(readers)}
@@ -116,9 +149,9 @@ def validate_columns(
     ]
     if problems:
         problems.sort()
-        listed = [Problem(table.rows[i][0], column, reason) for i, _, column, reason in problems]
+        listed = [Problem(table.numbers[i], column, reason) for i, _, column, reason in problems]
         raise FileRejected(listed[:MAX_PROBLEMS_LISTED], len(listed))
-    return Parsed(numbers=[number for number, _ in table.rows], columns=columns)
+    return Parsed(numbers=table.numbers, columns=columns)
 
 
 def row_checks(
@@ -241,65 +274,66 @@ def check_referral_providers(
                 problems.append(Problem(number, "provider", f"{code!r} is not a known organisation"))
             elif orgs[code][1] != "provider":
                 problems.append(Problem(number, "provider", f"{code!r} is a commissioner, not a provider"))
-    keys = list(zip(cols["provider"], cols["referral_id"], strict=True))
-    if len(set(keys)) != len(keys):
+    if len(set(zip(cols["provider"], cols["referral_id"], strict=True))) != len(parsed.numbers):
+        keys = list(zip(cols["provider"], cols["referral_id"], strict=True))
         problems += _duplicates(parsed.numbers, keys, "referral_id")
     if problems:
         problems.sort(key=lambda p: p.row)
         raise FileRejected(problems[:MAX_PROBLEMS_LISTED], len(problems))
 
 
+def _iso_dates(values: list[dt.date | None]) -> list[str | None]:
+    """Dates as ISO text, as Piccolo keeps them on SQLite; a column holds few distinct dates."""
+    text: dict[dt.date | None, str | None] = {d: d.isoformat() for d in set(values) if d is not None}
+    text[None] = None
+    return list(map(text.__getitem__, values))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChunks:
+    """Rows for the bulk write (REFERRAL_DB_COLUMNS order, ready for the engine's driver), a chunk at a
+    time, so that hashing and encrypting one chunk overlaps the database writing the previous one.
+
+    Made anew each time it is gone through, so that PostgreSQL can write them a second way without
+    holding every chunk meanwhile (see _write_postgres).
+    """
+
+    parsed: Parsed
+    orgs: dict[str, tuple[int, str]]
+    for_sqlite: bool
+    size: int = 10_000
+
+    def __iter__(self) -> Iterator[list[tuple[Any, ...]]]:
+        keys = keyring()
+        now = dt.datetime.now(dt.UTC)
+        stamp = now.isoformat() if self.for_sqlite else now
+        cols = self.parsed.columns
+        org_id = {code: ident for code, (ident, _) in self.orgs.items()}
+        # Columns written as read (flags too: sqlite3 binds a bool as the integer 0 or 1), or converted by
+        # one lookup per cell; the keyed hash and the ciphertexts are made chunk by chunk below.
+        ready: dict[str, list[Any]] = {name: cols[name] for name in REFERRAL_DB_COLUMNS if name in cols}
+        ready["provider"] = list(map(org_id.__getitem__, cols["provider"]))
+        if self.for_sqlite:
+            for name in ("referral_date", "support_start", "support_end"):
+                ready[name] = _iso_dates(cols[name])
+        total, size = len(self.parsed.numbers), self.size
+        for start in range(0, total, size):
+            stop = min(start + size, total)
+            with collector_paused():  # not across the yield: the writer awaits the database meanwhile
+                chunk = {name: values[start:stop] for name, values in ready.items()}
+                chunk["person_key"] = keys.person_keys(cols["person_id"][start:stop])
+                chunk["contact_email_enc"] = keys.encrypt_all(cols["contact_email"][start:stop])
+                chunk["contact_phone_enc"] = keys.encrypt_all(cols["contact_phone"][start:stop])
+                chunk["created_at"] = chunk["updated_at"] = [stamp] * (stop - start)
+                rows = list(zip(*(chunk[name] for name in REFERRAL_DB_COLUMNS), strict=True))
+            yield rows
+
+
 def referral_record_chunks(
     parsed: Parsed, orgs: dict[str, tuple[int, str]], *, for_sqlite: bool, size: int = 10_000
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Rows for the bulk write (REFERRAL_DB_COLUMNS order, ready for the engine's driver), a chunk at a
-    time, so that hashing and encrypting one chunk overlaps the database writing the previous one."""
-    keys = keyring()
-    now = dt.datetime.now(dt.UTC)
-    stamp = now.isoformat() if for_sqlite else now
-    org_id = {code: ident for code, (ident, _) in orgs.items()}
-    total = len(parsed.numbers)
-    for start in range(0, total, size):
-        cols = {name: values[start : start + size] for name, values in parsed.columns.items()}
-        n = len(cols["provider"])
-
-        def dates(name: str, cols: dict[str, list[Any]] = cols) -> list[Any]:
-            # SQLite keeps dates as ISO text (as Piccolo does); asyncpg wants date objects.
-            return (
-                [d.isoformat() if d is not None else None for d in cols[name]] if for_sqlite else cols[name]
-            )
-
-        def flags(name: str, cols: dict[str, list[Any]] = cols) -> list[Any]:
-            return [int(v) for v in cols[name]] if for_sqlite else cols[name]
-
-        yield list(
-            zip(
-                [org_id[c] for c in cols["provider"]],
-                cols["referral_id"],
-                [keys.person_key(p) for p in cols["person_id"]],
-                dates("referral_date"),
-                cols["source"],
-                cols["crime_type"],
-                flags("domestic_abuse"),
-                flags("hate_crime"),
-                flags("repeat_victim"),
-                cols["age_band"],
-                cols["sex"],
-                cols["ethnicity"],
-                cols["disability"],
-                cols["status"],
-                dates("support_start"),
-                dates("support_end"),
-                [keys.encrypt(e) for e in cols["contact_email"]],
-                [keys.encrypt(p) for p in cols["contact_phone"]],
-                cols["preferred_channel"],
-                flags("safe_to_contact"),
-                flags("consent_to_survey"),
-                [stamp] * n,
-                [stamp] * n,
-                strict=True,
-            )
-        )
+) -> RecordChunks:
+    """The rows of a valid referrals file for the bulk write, chunk by chunk (see RecordChunks)."""
+    return RecordChunks(parsed, orgs, for_sqlite, size)
 
 
 def referral_records(
@@ -307,64 +341,131 @@ def referral_records(
 ) -> list[tuple[Any, ...]]:
     """All rows for the bulk write at once (checked first)."""
     check_referral_providers(parsed, orgs, only_provider)
-    return [row for chunk in referral_record_chunks(parsed, orgs, for_sqlite=for_sqlite) for row in chunk]
+    with collector_paused():
+        return [row for chunk in referral_record_chunks(parsed, orgs, for_sqlite=for_sqlite) for row in chunk]
 
 
-async def upsert_referrals(chunks: Iterable[list[tuple[Any, ...]]]) -> tuple[int, int]:
+class _Rows:
+    """The rows of a sequence of chunks, for one COPY; counts them, and keeps the chunks if asked to."""
+
+    def __init__(self, chunks: Iterable[list[tuple[Any, ...]]], keep: bool = False) -> None:
+        self.chunks = chunks
+        self.count = 0
+        self.kept: list[list[tuple[Any, ...]]] | None = [] if keep else None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        for chunk in self.chunks:
+            self.count += len(chunk)
+            if self.kept is not None:
+                self.kept.append(chunk)
+            yield from chunk
+
+
+_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in REFERRAL_DB_COLUMNS if c not in _NOT_UPDATED)
+_UPSERT = f"ON CONFLICT (provider, referral_id) DO UPDATE SET {_UPDATES}"
+
+
+async def _any_stored(conn: Any, providers: list[int], referral_ids: list[str]) -> bool:
+    """Whether any of these (provider, referral_id) is stored (PostgreSQL)."""
+    # Providers first: a provider's first import then costs one index probe, not one per row.
+    some = "SELECT EXISTS (SELECT 1 FROM referral WHERE provider = ANY($1::integer[]))"
+    if not await conn.fetchval(some, sorted(set(providers))):
+        return False
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM unnest($1::integer[], $2::text[]) AS k (provider, referral_id) "
+            "JOIN referral r ON r.provider = k.provider AND r.referral_id = k.referral_id)",
+            providers,
+            referral_ids,
+        )
+    )
+
+
+async def upsert_referrals(
+    chunks: Iterable[list[tuple[Any, ...]]], keys: tuple[list[int], list[str]] | None = None
+) -> tuple[int, int]:
     """Insert or update referrals by (provider, referral_id) in one transaction; (created, updated).
 
     While the driver writes one chunk (in its own thread on SQLite, on the server on PostgreSQL), the
-    next chunk is prepared: the writes and the hashing overlap.
+    next chunk is prepared: the writes and the hashing overlap. `keys`, the rows' provider ids and
+    referral ids when the caller has them, let PostgreSQL COPY rows none of which is stored yet straight
+    into the table, as fast as the raw driver.
     """
-    engine = db.current_engine()
-    cols = ", ".join(REFERRAL_DB_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in REFERRAL_DB_COLUMNS if c not in _NOT_UPDATED)
-    upsert = f"ON CONFLICT (provider, referral_id) DO UPDATE SET {updates}"
-    written = 0
     async with db.write_transaction() as tx:
-        conn = tx.connection
-        if db.is_sqlite(engine):
-            count_before = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
-            marks = ", ".join(db.placeholders(engine, len(REFERRAL_DB_COLUMNS)))
-            sql = f"INSERT INTO referral ({cols}) VALUES ({marks}) {upsert}"
-            writing: asyncio.Future[Any] | None = None
-            for chunk in chunks:
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(conn.executemany(sql, chunk))
-                written += len(chunk)
-            if writing is not None:
-                await writing
-            count_after = (await (await conn.execute("SELECT COUNT(*) AS n FROM referral")).fetchone())["n"]
-        else:
-            count_before = await conn.fetchval("SELECT COUNT(*) FROM referral")
-            # COPY into a scratch table, then one set-based upsert: near COPY speed, with ON CONFLICT.
-            await conn.execute(
-                "CREATE TEMP TABLE referral_incoming (LIKE referral INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
-            for chunk in chunks:
-                await conn.copy_records_to_table(
-                    "referral_incoming", records=chunk, columns=list(REFERRAL_DB_COLUMNS)
-                )
-                written += len(chunk)
-            await conn.execute(f"INSERT INTO referral ({cols}) SELECT {cols} FROM referral_incoming {upsert}")
-            count_after = await conn.fetchval("SELECT COUNT(*) FROM referral")
-    created = count_after - count_before
+        if db.is_sqlite():
+            return await _write_sqlite(tx.connection, chunks)
+        return await _write_postgres(tx.connection, chunks, keys)
+
+
+async def _write_sqlite(conn: Any, chunks: Iterable[list[tuple[Any, ...]]]) -> tuple[int, int]:
+    count = "SELECT COUNT(*) AS n FROM referral"
+    before = (await (await conn.execute(count)).fetchone())["n"]
+    marks = ", ".join("?" * len(REFERRAL_DB_COLUMNS))
+    sql = f"INSERT INTO referral ({', '.join(REFERRAL_DB_COLUMNS)}) VALUES ({marks}) {_UPSERT}"
+    written = 0
+    writing: asyncio.Future[Any] | None = None
+    for chunk in chunks:  # made while the previous chunk is being written
+        if writing is not None:
+            await writing
+        writing = asyncio.ensure_future(conn.executemany(sql, chunk))
+        written += len(chunk)
+    if writing is not None:
+        await writing
+    created = (await (await conn.execute(count)).fetchone())["n"] - before
     return created, written - created
+
+
+async def _write_postgres(
+    conn: Any, chunks: Iterable[list[tuple[Any, ...]]], keys: tuple[list[int], list[str]] | None
+) -> tuple[int, int]:
+    # One COPY fed chunk by chunk: asyncpg sends every 512 KiB as it goes, so the server stores one part
+    # while the next is hashed and encrypted here.
+    columns = list(REFERRAL_DB_COLUMNS)
+    if keys is not None and not await _any_stored(conn, *keys):
+        # None of the rows is stored yet (a provider's first import, or only new referrals): straight in.
+        # Should another writer store one of them meanwhile, the savepoint undoes the COPY and the rows
+        # take the upsert's way after all.
+        pending = iter(chunks)
+        again = pending is not chunks  # a list, or RecordChunks: can be gone through a second time
+        rows = _Rows(pending, keep=not again)
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table("referral", records=rows, columns=columns)
+            return rows.count, 0
+        except asyncpg.UniqueViolationError:
+            if rows.kept is not None:  # a one-shot iterator: what it gave, then the rest
+                chunks = itertools.chain(rows.kept, pending)
+    # COPY into a scratch table, then one set-based upsert: near COPY speed, with ON CONFLICT.
+    await conn.execute(
+        "CREATE TEMP TABLE referral_incoming (LIKE referral INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    rows = _Rows(chunks)
+    await conn.copy_records_to_table("referral_incoming", records=rows, columns=columns)
+    stored = await conn.fetchval(
+        "SELECT COUNT(*) FROM referral_incoming i "
+        "JOIN referral r ON r.provider = i.provider AND r.referral_id = i.referral_id"
+    )
+    cols = ", ".join(REFERRAL_DB_COLUMNS)
+    await conn.execute(f"INSERT INTO referral ({cols}) SELECT {cols} FROM referral_incoming {_UPSERT}")
+    return rows.count - stored, stored
 
 
 async def import_referrals(data: bytes, filename: str = "", only_provider: str | None = None) -> ImportResult:
     """Create or update referrals from a file in the referrals format (all or nothing)."""
-    table = read_table(data, filename)
-    parsed = validate_columns(
-        table,
-        fields.REFERRAL_READERS,
-        fields.REFERRAL_OPTIONAL,
-        row_checks(fields.check_referral, "support_start", "support_end"),
-    )
+    with collector_paused():
+        parsed = validate_columns(
+            read_table(data, filename),
+            fields.REFERRAL_READERS,
+            fields.REFERRAL_OPTIONAL,
+            fields.check_referral_columns,
+        )
     orgs = await provider_ids()
-    check_referral_providers(parsed, orgs, only_provider)
-    created, updated = await upsert_referrals(referral_record_chunks(parsed, orgs, for_sqlite=db.is_sqlite()))
+    with collector_paused():
+        check_referral_providers(parsed, orgs, only_provider)
+    org_id = {code: ident for code, (ident, _) in orgs.items()}
+    keys = (list(map(org_id.__getitem__, parsed.columns["provider"])), parsed.columns["referral_id"])
+    chunks = referral_record_chunks(parsed, orgs, for_sqlite=db.is_sqlite())
+    created, updated = await upsert_referrals(chunks, keys)
     return ImportResult(rows=len(parsed.numbers), created=created, updated=updated)
 
 
