@@ -1,8 +1,9 @@
 """Held-out evaluation of the free-text models: ``python -m analysis.evaluate``.
 
 Everything here is measured on data the models never saw in training: ``themes-test.jsonl`` for
-themes and sentiment (fixed when the corpus was written; training reads only ``themes-train.jsonl``),
-and the redaction and safeguarding modules' own held-out sets through their ``evaluation_report()``.
+themes and sentiment (answers are placed in it by :func:`analysis.themes.split_of`, a hash of the text,
+when they are written; training reads only ``themes-train.jsonl``), and the redaction and safeguarding
+modules' own held-out sets through their ``evaluation_report()``.
 The last line printed is one JSON object with the headline figures.
 """
 

@@ -2,9 +2,18 @@
 
 TextBlob's PatternAnalyzer polarity and subjectivity are good general cues but miss this domain:
 "never heard back" and "nobody told me" carry no lexicon word, "not unhelpful" flips, and "waiting
-list" is bad news. :class:`SentimentClassifier` therefore uses TextBlob's two scores as features next
-to word TF-IDF and a few lexical cues (negations, thanks, exclamation), in a calibrated linear model, so
-its probabilities can be shown and thresholded.
+list" is bad news. :class:`SentimentClassifier` therefore uses TextBlob's two scores (with polarity
+bands, so a linear model can learn that a strong score on a two-word answer is decisive) as features
+next to:
+
+- word TF-IDF in which the words after a negation are marked ("nobody made me feel stupid" gives
+  ``not_stupid``), so the model can learn that a negated complaint is praise;
+- ``char_wb`` TF-IDF, which survives misspellings and text-speak ("waitin", "rly", "no1");
+- :class:`SentimentCues`: counts of a small domain lexicon of good and bad news in victims' answers,
+  flipped under negation, and of the phrasing of suggestions and plain facts (mostly neutral);
+- a few lexical cues (negations, thanks, exclamation, length),
+
+in a calibrated linear model, so its probabilities can be shown and thresholded.
 
 :func:`textblob_scores` calls the PatternAnalyzer's scorer directly (same numbers as
 ``TextBlob(text).sentiment``), skipping TextBlob's object construction, and needs no NLTK corpus.
@@ -17,6 +26,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +34,7 @@ import joblib
 import numpy as np
 import sklearn
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import DataConversionWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -39,6 +49,7 @@ from analysis.themes import (
     MODEL_DIR,
     TRAIN_FILE,
     ModelVersionError,
+    StatelessTextTransformer,
     data_sha256,
     load_labelled,
     validate_texts,
@@ -47,9 +58,11 @@ from analysis.themes import (
 __all__ = [
     "LABELS",
     "SentimentClassifier",
+    "SentimentCues",
     "SentimentModel",
     "TextBlobFeatures",
     "load_model",
+    "negated_terms",
     "textblob_label",
     "textblob_scores",
     "train",
@@ -91,27 +104,171 @@ def lexical_cues(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
-class TextBlobFeatures(TransformerMixin, BaseEstimator):
+# -- negation-aware words and the domain lexicon ------------------------------------------------------
+# Written from general knowledge of how people describe help and harm, not lifted from particular
+# answers. Tokens are lower-cased words with apostrophes removed ("didn't" -> "didnt"), so the
+# apostrophe-less spellings common in survey answers match too.
+_TERM = re.compile(r"[a-z0-9£']+|[.!?;:,()]")
+NEGATORS = frozenset((
+    "not", "no", "never", "nobody", "noone", "none", "nothing", "neither", "nor", "cannot", "cant", "dont",
+    "didnt", "doesnt", "wasnt", "werent", "isnt", "arent", "wont", "wouldnt", "couldnt", "shouldnt", "havent",
+    "hasnt", "hadnt", "aint", "without", "hardly", "barely", "no1", "nobdy", "nothin", "nuthin",
+))
+# A negation reaches to the end of its clause, at most ``scope`` words.
+_SCOPE_BREAK = frozenset((".", "!", "?", ";", ":", ",", "(", ")", "but", "however", "although", "though",
+                          "except"))
+NEGATIVE_CUES = (
+    r"awful|terrible|horrendous|horrible|useless|pointless|rubbish|shocking|disgusting|appalling|disgrace\w*"
+    r"|joke|waste|wasted|worst|worse|bad|poor|rude|dismissive|dismiss\w*|abrupt|cold|ignored|ignor\w*|laugh\w*"
+    r"|fobbed|patroni[sz]\w*|condescend\w*|judg\w*|blam\w*|disbeliev\w*|accus\w*|ashamed|shame\w*"
+    r"|embarr?ass\w*|humiliat\w*|scared|afraid|terrified|frightened|fear\w*|anxious|anxiety|panic\w*"
+    r"|nightmares?|flashbacks?|cry|crying|cried|struggl\w*|alone|lonely|isolated|abandoned|dropped|stopped"
+    r"|ended|chas\w*|waiting|waited|wait|waitin|delay\w*|adjourn\w*|cancelled|postponed|backlog|ages|lost"
+    r"|stolen|debts?|evict\w*|homeless|unsafe|worr\w*|upset|angry|furious|gutted|devastated|broken"
+    r"|exhausted|letdown|failed|failing|fail|nightmare|hopeless|helpless|ruined|damaged|suicidal|depress\w*"
+    r"|dread\w*|hate|hated|sick|nuisance|stupid|silly|thick|troublemaker|rushed|rushing|lectur\w*|unhelpful"
+    r"|problems?|issues?|fault|bother\w*|hassle|shambles|pathetic|disappoint\w*|unacceptable|unbelievable"
+    r"|ridiculous|scandal\w*|neglect\w*"
+)
+POSITIVE_CUES = (
+    r"brilliant|amazing|fab|fabulous|fantastic|excellent|great|lovely|wonderful|superb|outstanding|helpful"
+    r"|helped|helping|help|supportive|support|kind|kindness|patient|caring|compassionate|understanding"
+    r"|reassur\w*|thank\w*|thx|ty|grateful|appreciat\w*|lifeline|godsend|relief|relieved|safe|safer|better"
+    r"|improved|recover\w*|confident|confidence|calm|believed|listened|valued|respected|respect|happy|pleased"
+    r"|glad|brill|star|stars|angel|perfect|recommend\w*|professional|thorough|quick|prompt|good|useful|sound"
+    r"|bearable|reasonable|nice|decent|ace|spot|faultless|efficient|turning"
+)
+NEGATIVE_PHRASES = (
+    "never heard", "heard nothing", "no one", "nobody", "no1", "no help", "no support", "not told",
+    "never told", "still waiting", "let down", "let me down", "fobbed off", "in the dark", "on my own",
+    "waste of time", "no idea", "didnt know", "did not know", "not believed", "put back",
+    "no further action", "not guilty", "closed my case", "no contact", "no update", "no updates",
+    "no news", "nothing happened", "nothing was done", "did nothing",
+)
+POSITIVE_PHRASES = (
+    "thank you", "made a difference", "saved my life", "couldnt have", "could not have", "cant fault",
+    "couldnt fault", "cannot fault", "no complaints", "cant thank", "my life back", "on my side", "felt safe",
+    "feel safe", "feel safer", "taken seriously", "kept me informed", "kept me updated", "kept in touch",
+    "got back to me", "over and above", "above and beyond", "went out of", "couldnt ask", "could not ask",
+    "no problem", "no problems", "no pressure", "without them", "without her", "without him", "found guilty",
+)
+# Suggestions, wishes and plain facts: mostly neutral however strong their words.
+NEUTRAL_PHRASES = (
+    "would be", "would help", "would like", "id like", "it would", "could be", "maybe", "perhaps", "please",
+    "n a", "na", "nothing else", "nothing to add", "no thanks", "not sure", "dont know", "prefer",
+    "i was referred", "reported it", "happened", "the crime", "the incident", "should be", "more information",
+    "i think", "it might",
+)
+_NEGATIVE_RE = re.compile(NEGATIVE_CUES)
+_POSITIVE_RE = re.compile(POSITIVE_CUES)
+# Phrases padded with spaces, to count them as whole words in " ".join(words).
+_PADDED = tuple(tuple(f" {p} " for p in group)
+                for group in (NEGATIVE_PHRASES, POSITIVE_PHRASES, NEUTRAL_PHRASES))
+_word_cues: dict[str, tuple[int, int]] = {}
+
+
+def _terms(text: str) -> list[str]:
+    return [t.replace("'", "") for t in _TERM.findall(text.lower())]
+
+
+def negated_terms(text: str, scope: int = 4, ngram_range: tuple[int, int] = (1, 2)) -> list[str]:
+    """Word n-grams of ``text`` with the words after a negation marked ``not_`` (a TF-IDF analyzer).
+
+    "nobody made me feel stupid" gives ``nobody``, ``not_made`` … ``not_stupid`` and their bigrams;
+    punctuation and "but" end the negation.
+    """
+    words: list[str] = []
+    left = 0
+    for t in _terms(text):
+        if t in _SCOPE_BREAK:
+            left = 0
+            continue
+        if t in NEGATORS:
+            words.append(t)
+            left = scope
+        elif left > 0:
+            words.append("not_" + t)
+            left -= 1
+        else:
+            words.append(t)
+    lo, hi = ngram_range
+    out = words[:] if lo <= 1 else []
+    for n in range(max(2, lo), hi + 1):
+        out.extend(" ".join(words[k:k + n]) for k in range(len(words) - n + 1))
+    return out
+
+
+def _word_polarity(token: str) -> tuple[int, int]:
+    # Memoised per word: the set of words people use is small next to the number of answers.
+    hit = _word_cues.get(token)
+    if hit is None:
+        hit = (int(_NEGATIVE_RE.fullmatch(token) is not None), int(_POSITIVE_RE.fullmatch(token) is not None))
+        if len(_word_cues) > 200_000:
+            _word_cues.clear()
+        _word_cues[token] = hit
+    return hit
+
+
+def sentiment_cues(texts: Sequence[str], scope: int = 5) -> np.ndarray:
+    """Per text, log counts of: bad-news words, good-news words, negated good-news words ("not
+    helpful"), negated bad-news words ("never rushed"), bad-news phrases, good-news phrases, neutral
+    phrasing, and a flag for answers of at most three words; shape (n_texts, 8)."""
+    out = np.zeros((len(texts), 8), dtype=float)
+    for i, text in enumerate(texts):
+        terms = _terms(text)
+        neg = pos = neg_flipped = pos_flipped = left = 0
+        for t in terms:
+            if t in _SCOPE_BREAK:
+                left = 0
+                continue
+            if t in NEGATORS:
+                left = scope
+                continue
+            n, p = _word_polarity(t)
+            if left > 0:
+                neg_flipped += p
+                pos_flipped += n
+                left -= 1
+            else:
+                neg += n
+                pos += p
+        words = [t for t in terms if t not in _SCOPE_BREAK]
+        joined = " " + " ".join(words) + " "
+        neg_ph, pos_ph, neutral_ph = (sum(joined.count(p) for p in group) for group in _PADDED)
+        out[i] = (neg, pos, neg_flipped, pos_flipped, neg_ph, pos_ph, neutral_ph, len(words) <= 3)
+    out[:, :7] = np.log1p(out[:, :7])
+    return out
+
+
+class SentimentCues(StatelessTextTransformer):
+    """Stateless transformer: :func:`sentiment_cues` of the texts (domain lexicon, negation-aware).
+
+    ``scope`` is how many words after a negation are read as negated.
+    """
+
+    def __init__(self, scope: int = 5) -> None:
+        self.scope = scope
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Cue features of the texts, shape (n_texts, 8)."""
+        return sentiment_cues(validate_texts(X, self), self.scope)
+
+
+class TextBlobFeatures(StatelessTextTransformer):
     """Stateless transformer: TextBlob polarity and subjectivity, their product, and lexical cues.
+
+    With ``bands`` it adds one-hot polarity bands (strongly/mildly negative, about zero, mildly/strongly
+    positive), a flag for "no lexicon word at all" (subjectivity 0), and polarity on short answers
+    (polarity and its size on answers of at most four words, and polarity over log2 of the length), so
+    a linear model can learn that "Awful." is decisive while a long account scoring -0.1 is not.
 
     ``scores`` lets a caller pass precomputed TextBlob scores aligned with ``X`` (the pipeline scores
     each distinct text once and shares the result); it is not a parameter, only a per-call shortcut.
     """
 
-    def __init__(self, lexical: bool = True) -> None:
+    def __init__(self, lexical: bool = True, bands: bool = False) -> None:
         self.lexical = lexical
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.allow_nan = True
-        tags.requires_fit = False
-        return tags
-
-    def fit(self, X: Any, y: Any = None) -> TextBlobFeatures:
-        """Record the input width; nothing is learned."""
-        validate_texts(X, self, reset=True)
-        return self
+        self.bands = bands
 
     def transform(self, X: Any, scores: np.ndarray | None = None) -> np.ndarray:
         """Feature matrix of the texts: polarity, subjectivity, polarity×subjectivity [, cues]."""
@@ -119,9 +276,18 @@ class TextBlobFeatures(TransformerMixin, BaseEstimator):
         tb = textblob_scores(texts) if scores is None else np.asarray(scores, dtype=float)
         if tb.shape != (len(texts), 2):
             raise ValueError("scores must have shape (n_texts, 2)")
-        parts = [tb, (tb[:, 0] * tb[:, 1])[:, None]]
+        pol = tb[:, 0]
+        parts = [tb, (pol * tb[:, 1])[:, None]]
         if self.lexical:
             parts.append(lexical_cues(texts))
+        if self.bands:
+            n_words = np.fromiter((len(t.split()) for t in texts), dtype=float, count=len(texts))
+            short = n_words <= 4
+            parts.append(np.column_stack([
+                pol < -0.3, (pol >= -0.3) & (pol < -0.05), (pol >= -0.05) & (pol <= 0.05),
+                (pol > 0.05) & (pol <= 0.3), pol > 0.3, tb[:, 1] == 0,
+                pol * short, np.abs(pol) * short, pol / np.log2(n_words + 2),
+            ]).astype(float))
         return np.hstack(parts)
 
 
@@ -134,8 +300,15 @@ class SentimentClassifier(ClassifierMixin, BaseEstimator):
         Inverse regularisation of the logistic regression.
     ngram_range : tuple of int
         Word n-grams of the TF-IDF ("not unhelpful", "never heard" need bigrams).
+    negation_scope : int
+        Words after a negation that the word TF-IDF marks ``not_`` (:func:`negated_terms`); 0 leaves
+        words unmarked.
+    char_ngram_range : tuple of int or None
+        N-grams of the ``char_wb`` TF-IDF (misspellings, text-speak); ``None`` leaves it out.
     textblob_weight : float
         Scale of the TextBlob and lexical features next to the TF-IDF columns.
+    cue_weight : float
+        Scale of the :class:`SentimentCues` domain-lexicon features; 0 leaves them out.
     calibration_cv : int
         Folds of :class:`~sklearn.calibration.CalibratedClassifierCV`.
     method : "sigmoid" or "isotonic"
@@ -146,12 +319,16 @@ class SentimentClassifier(ClassifierMixin, BaseEstimator):
         Seed of the calibration folds.
     """
 
-    def __init__(self, C: float = 16.0, ngram_range: tuple[int, int] = (1, 2), textblob_weight: float = 2.0,
-                 calibration_cv: int = 5, method: str = "sigmoid", class_weight: str | None = None,
-                 random_state: int = 0) -> None:
+    def __init__(self, C: float = 50.0, ngram_range: tuple[int, int] = (1, 2), negation_scope: int = 4,
+                 char_ngram_range: tuple[int, int] | None = (3, 4), textblob_weight: float = 2.0,
+                 cue_weight: float = 1.0, calibration_cv: int = 5, method: str = "sigmoid",
+                 class_weight: str | None = None, random_state: int = 0) -> None:
         self.C = C
         self.ngram_range = ngram_range
+        self.negation_scope = negation_scope
+        self.char_ngram_range = char_ngram_range
         self.textblob_weight = textblob_weight
+        self.cue_weight = cue_weight
         self.calibration_cv = calibration_cv
         self.method = method
         self.class_weight = class_weight
@@ -164,10 +341,21 @@ class SentimentClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def _features(self) -> FeatureUnion:
-        tfidf = TfidfVectorizer(ngram_range=self.ngram_range, sublinear_tf=True, min_df=1,
-                                token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
-        return FeatureUnion([("tfidf", tfidf), ("textblob", TextBlobFeatures())],
-                            transformer_weights={"tfidf": 1.0, "textblob": self.textblob_weight})
+        if self.negation_scope:
+            analyzer = partial(negated_terms, scope=self.negation_scope, ngram_range=self.ngram_range)
+            tfidf = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=1, dtype=np.float32)
+        else:
+            tfidf = TfidfVectorizer(ngram_range=self.ngram_range, sublinear_tf=True, min_df=1,
+                                    token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+        parts: list[tuple[str, Any]] = [("tfidf", tfidf)]
+        weights = {"tfidf": 1.0, "textblob": self.textblob_weight, "cues": self.cue_weight}
+        if self.char_ngram_range is not None:
+            parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngram_range,
+                                                  sublinear_tf=True, min_df=2, dtype=np.float32)))
+        parts.append(("textblob", TextBlobFeatures(bands=True)))
+        if self.cue_weight:
+            parts.append(("cues", SentimentCues()))
+        return FeatureUnion(parts, transformer_weights={name: weights.get(name, 1.0) for name, _ in parts})
 
     def fit(self, X: Any, y: Any, scores: np.ndarray | None = None) -> SentimentClassifier:
         """Fit on texts and labels; ``scores`` are optional precomputed TextBlob scores. Returns self."""
@@ -204,9 +392,14 @@ class SentimentClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _transform(self, texts: list[str], scores: np.ndarray | None) -> sparse.csr_matrix:
-        tfidf = self.features_.transformer_list[0][1].transform(texts)
-        tb = self.features_.transformer_list[1][1].transform(texts, scores=scores)
-        return sparse.hstack([tfidf, sparse.csr_matrix(tb * self.textblob_weight)], format="csr")
+        # The union's parts are applied by hand so that precomputed TextBlob scores reach their part.
+        weights = self.features_.transformer_weights or {}
+        blocks = []
+        for name, part in self.features_.transformer_list:
+            block = part.transform(texts, scores=scores) if name == "textblob" else part.transform(texts)
+            w = weights.get(name, 1.0)
+            blocks.append(block * w if sparse.issparse(block) else sparse.csr_matrix(block * w))
+        return sparse.hstack(blocks, format="csr")
 
     def predict_proba(self, X: Any, scores: np.ndarray | None = None) -> np.ndarray:
         """Calibrated class probabilities, columns in ``classes_`` order."""
@@ -221,7 +414,9 @@ class SentimentClassifier(ClassifierMixin, BaseEstimator):
 
 
 # -- the versioned model file ----------------------------------------------------------------------------
-FORMAT = 1
+# 2: negation-marked word TF-IDF, char TF-IDF, polarity bands and SentimentCues (files of format 1 hold
+# a classifier without them and are refused rather than failing at predict time).
+FORMAT = 2
 MODEL_FILE = "sentiment-v1.joblib"
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import joblib
 import numpy as np
@@ -42,10 +42,12 @@ __all__ = [
     "ModelVersionError",
     "ThemeClassifier",
     "ThemeModel",
+    "add_labelled",
     "as_texts",
     "load_labelled",
     "load_model",
     "model_path",
+    "split_of",
     "train",
     "tune_thresholds",
     "validate_texts",
@@ -54,6 +56,11 @@ __all__ = [
 TRAIN_FILE = "themes-train.jsonl"
 TEST_FILE = "themes-test.jsonl"
 MODEL_DIR = Path(__file__).resolve().parent / "models"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+#: Share of the labelled answers held out for evaluation (see :func:`split_of`).
+TEST_SHARE = 0.22
+#: The first corpus row placed by :func:`split_of`; rows before it keep the split they were written with.
+SPLIT_RULE_FROM = 892
 
 
 class ModelVersionError(RuntimeError):
@@ -201,7 +208,8 @@ CUE_TOKENS: dict[str, str] = {
                r"|understanding|calm|car(?:e|ed|es|ing)|abrupt|humiliat\w*|cold|sympath\w*|warm|attitude",
     "positive_support": r"help(?:ed|ful|ing)?|worker|lifeline|brilliant|amazing|fantastic|fab|great|lovely"
                         r"|excellent|godsend|difference|grateful|thank\w*|relief|advocate|volunteer|isva|idva"
-                        r"|befriend\w*|best|understood|better|reassur\w*|useful",
+                        r"|befriend\w*|best|understood|better|reassur\w*|useful|supportive|lifesaver|star"
+                        r"|invaluable",
 }
 CUE_PHRASES: dict[str, tuple[str, ...]] = {
     "police_response": ("came out", "crime number", "crime reference", "action fraud", "did nothing",
@@ -248,7 +256,8 @@ CUE_PHRASES: dict[str, tuple[str, ...]] = {
     "positive_support": ("support worker", "someone to talk", "talk to", "talking to", "2 talk",
                          "saved my life", "changed my life", "made a difference", "weight off",
                          "without her", "without them", "without him", "really good", "less alone",
-                         "my life back"),
+                         "my life back", "kept me going", "there for me", "end of the phone",
+                         "looked forward", "look forward"),
 }
 _TOKEN = re.compile(r"[a-z0-9£']+")
 _CUE_CODES: tuple[str, ...] = tuple(CUE_TOKENS)
@@ -291,7 +300,25 @@ def cue_counts(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
-class ThemeCues(TransformerMixin, BaseEstimator):
+class StatelessTextTransformer(TransformerMixin, BaseEstimator):
+    """A transformer of raw texts that learns nothing: `fit` only checks the input and records its width."""
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        tags.requires_fit = False
+        # Text in, numbers out: there is no input float dtype to preserve.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    def fit(self, X: Any, y: Any = None) -> Self:
+        """Record the input width; nothing is learned."""
+        validate_texts(X, self, reset=True)
+        return self
+
+
+class ThemeCues(StatelessTextTransformer):
     """Stateless transformer: log-scaled counts of each theme's cue vocabulary, times ``weight``.
 
     ``weight`` sets how loud the cues are next to thousands of TF-IDF columns under the same
@@ -300,20 +327,6 @@ class ThemeCues(TransformerMixin, BaseEstimator):
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = weight
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.allow_nan = True
-        tags.requires_fit = False
-        # Text in, counts out: there is no input float dtype to preserve.
-        tags.transformer_tags.preserves_dtype = []
-        return tags
-
-    def fit(self, X: Any, y: Any = None) -> ThemeCues:
-        """Record the input width; nothing is learned."""
-        validate_texts(X, self, reset=True)
-        return self
 
     def transform(self, X: Any) -> np.ndarray:
         """Cue features of the texts, shape (n_texts, n_themes)."""
@@ -388,7 +401,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     max_features : int or None
         Vocabulary cap per vectoriser (bounds memory and prediction time).
     cue_weight : float
-        Scale of the theme cue-vocabulary features (:class:`ThemeCues`); 0 leaves them out.
+        Scale of the theme cue-vocabulary features (:class:`ThemeCues`); 0 leaves them out. At 0.5
+        (chosen by cross-validation on the training split) the cues back the TF-IDF up rather than
+        outvote it.
     threshold_cv : int
         Folds of the cross-validation that chooses per-theme thresholds; 0 or 1 keeps 0.5.
     random_state : int
@@ -401,7 +416,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, classes: Sequence[str] | None = None, C: float = 8.0,
                  class_weight: str | None = "balanced", word_ngram_range: tuple[int, int] = (1, 2),
                  char_ngram_range: tuple[int, int] | None = (3, 5), max_features: int | None = 60000,
-                 cue_weight: float = 1.0, threshold_cv: int = 5, random_state: int = 0) -> None:
+                 cue_weight: float = 0.5, threshold_cv: int = 5, random_state: int = 0) -> None:
         self.classes = classes
         self.C = C
         self.class_weight = class_weight
@@ -550,6 +565,59 @@ def load_labelled(name: str = TRAIN_FILE) -> list[dict[str, Any]]:
 def data_sha256(name: str = TRAIN_FILE) -> str:
     """sha256 of a packaged labelled file's bytes (recorded in model metadata)."""
     return hashlib.sha256(resources.files("analysis.data").joinpath(name).read_bytes()).hexdigest()
+
+
+def split_of(text: str) -> str:
+    """The file a newly written labelled answer goes to: ``"test"`` or ``"train"``.
+
+    The rule looks at the text alone: the first 16 bits of its sha256, as a fraction of their range,
+    below :data:`TEST_SHARE` put it in the held-out file. Neither a label nor a model's opinion of the
+    answer can move it, so hard answers cannot be steered into training, and every batch of new answers
+    grows the test file by about the same share. Rows before a0892 (:data:`SPLIT_RULE_FROM`) keep the split
+    they were written with: a0001-a0817 were held out by the same hash, lowest first within each
+    combination of themes; a0818-a0891 were all put in training.
+    """
+    bits = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:2], "big")
+    return "test" if bits < TEST_SHARE * 65536 else "train"
+
+
+def add_labelled(rows: Iterable[dict[str, Any]], codebook: Codebook | None = None,
+                 directory: Path | None = None) -> dict[str, int]:
+    """Append new labelled answers (``text``, ``themes``, ``sentiment``) to the corpus files.
+
+    Each row gets the next free ``aNNNN`` id and goes to the file :func:`split_of` names. Unknown theme
+    codes or sentiments, empty texts and texts already in the corpus (ignoring case) are refused before
+    anything is written. Returns how many rows went to each file; models must be retrained afterwards
+    (``python -m analysis.pipeline``).
+    """
+    codebook = codebook or load_codebook()
+    directory = directory or DATA_DIR
+    files = {"train": directory / TRAIN_FILE, "test": directory / TEST_FILE}
+    existing = [json.loads(line) for f in files.values()
+                for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    seen = {r["text"].lower() for r in existing}
+    next_id = 1 + max((int(r["id"][1:]) for r in existing), default=0)
+    out: dict[str, list[str]] = {"train": [], "test": []}
+    for row in rows:
+        text = str(row["text"]).strip()
+        themes = sorted(set(row["themes"]))
+        if not text:
+            raise ValueError("empty text")
+        if text.lower() in seen:
+            raise ValueError(f"already in the corpus: {text!r}")
+        if set(themes) - set(codebook.codes):
+            raise ValueError(f"unknown themes {sorted(set(themes) - set(codebook.codes))} in {text!r}")
+        if row["sentiment"] not in ("negative", "neutral", "positive"):
+            raise ValueError(f"unknown sentiment {row['sentiment']!r} in {text!r}")
+        seen.add(text.lower())
+        record = {"id": f"a{next_id:04d}", "text": text, "themes": themes, "sentiment": row["sentiment"]}
+        next_id += 1
+        out[split_of(text)].append(json.dumps(record, ensure_ascii=False))
+    for split, lines in out.items():
+        if lines:
+            with files[split].open("a", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+    return {split: len(lines) for split, lines in out.items()}
 
 
 # -- the versioned model file -----------------------------------------------------------------------------

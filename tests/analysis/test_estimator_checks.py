@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from analysis.sentiment import SentimentClassifier, TextBlobFeatures
+from analysis.sentiment import SentimentClassifier, SentimentCues, TextBlobFeatures
 from analysis.themes import ThemeClassifier, ThemeCues
 from analysis.topics import EmergingTopics
 
@@ -23,7 +23,6 @@ EXPECTED_FAILED: dict[str, dict[str, str]] = {
         "check_class_weight_classifiers": _NUMBERS_AS_TEXT,
     },
     "SentimentClassifier": {
-        "check_classifiers_train": _NUMBERS_AS_TEXT,
         "check_class_weight_classifiers": _NUMBERS_AS_TEXT,
     },
     "EmergingTopics": {
@@ -42,6 +41,8 @@ def _expected(estimator: object) -> dict[str, str]:
         ThemeClassifier(threshold_cv=2, char_ngram_range=None, max_features=2000),
         ThemeCues(),
         TextBlobFeatures(),
+        TextBlobFeatures(bands=True),
+        SentimentCues(),
         SentimentClassifier(C=1.0, calibration_cv=2),
         EmergingTopics(n_topics=2),
     ],

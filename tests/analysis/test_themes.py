@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,16 @@ from sklearn.pipeline import Pipeline
 
 from analysis.codebook import Codebook, Theme
 from analysis.themes import (
+    SPLIT_RULE_FROM,
     ModelVersionError,
     ThemeClassifier,
     ThemeModel,
+    add_labelled,
     cue_counts,
     load_model,
     model_path,
     save_model,
+    split_of,
     train,
     tune_thresholds,
 )
@@ -44,6 +48,46 @@ def test_corpus_size_and_split(train_rows: list[dict[str, Any]], test_rows: list
     assert not {r["id"] for r in train_rows} & {r["id"] for r in test_rows}
     assert not {r["text"].lower() for r in train_rows} & {r["text"].lower() for r in test_rows}
     assert all(Counter(t for r in test_rows for t in r["themes"])[c] >= 10 for c in codebook.codes)
+
+
+def test_added_rows_follow_the_split_rule(train_rows: list[dict[str, Any]],
+                                         test_rows: list[dict[str, Any]]) -> None:
+    added = [(r, "train") for r in train_rows if int(r["id"][1:]) >= SPLIT_RULE_FROM]
+    added += [(r, "test") for r in test_rows if int(r["id"][1:]) >= SPLIT_RULE_FROM]
+    assert len(added) >= 300 and sum(1 for _, split in added if split == "test") >= 60
+    assert all(split_of(r["text"]) == split for r, split in added)
+
+
+def test_split_rule_is_a_stable_share() -> None:
+    texts = [f"answer number {i}" for i in range(4000)]
+    share = np.mean([split_of(t) == "test" for t in texts])
+    assert 0.19 < share < 0.25
+    assert [split_of(t) for t in texts[:50]] == [split_of(t) for t in texts[:50]]
+
+
+def test_add_labelled_routes_numbers_and_refuses(tmp_path: Path, codebook: Codebook) -> None:
+    (tmp_path / "themes-train.jsonl").write_text(
+        '{"id": "a0007", "text": "Old answer", "themes": [], "sentiment": "neutral"}\n', encoding="utf-8")
+    (tmp_path / "themes-test.jsonl").write_text("", encoding="utf-8")
+    rows = [{"text": f"The wait was {i} weeks", "themes": ["waiting_times"], "sentiment": "negative"}
+            for i in range(40)]
+    counts = add_labelled(rows, codebook, tmp_path)
+    assert counts["train"] + counts["test"] == 40 and counts["test"] > 0
+    written = {}
+    for split in ("train", "test"):
+        for line in (tmp_path / f"themes-{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            written[row["id"]] = row
+            assert row["id"] == "a0007" or split_of(row["text"]) == split
+    assert sorted(written) == [f"a{i:04d}" for i in range(7, 48)]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for bad in ({"text": "old ANSWER", "themes": [], "sentiment": "neutral"},
+                {"text": "New", "themes": ["parking"], "sentiment": "neutral"},
+                {"text": "New", "themes": [], "sentiment": "angry"}):
+        with pytest.raises(ValueError):
+            add_labelled([{"text": "A fine new answer", "themes": [], "sentiment": "neutral"}, bad],
+                         codebook, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # all or nothing
 
 
 # -- pieces ------------------------------------------------------------------------------------------------
