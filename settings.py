@@ -49,6 +49,9 @@ class Settings:
     # The contact rules' numbers: wave timing per service and provider, spacing, expiry, reminders,
     # quiet hours (VOP_WAVES*, VOP_MIN_DAYS_BETWEEN_INVITATIONS, ...). None: the rules' defaults.
     contact_policy: ContactPolicy | None = None
+    # An area's own invitation and reminder wording (a YAML file shaped like
+    # surveys/messages/templates.yaml); empty: the packaged wording.
+    message_templates: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -244,8 +247,22 @@ def load_settings() -> Settings:
         background_jobs=os.environ.get("VOP_BACKGROUND_JOBS", "true").lower() != "false",
         scales_by_service=_scales(os.environ.get("VOP_SCALES_BY_SERVICE", "")),
         contact_policy=_contact_policy(),
+        message_templates=_message_templates(os.environ.get("VOP_MESSAGE_TEMPLATES", "")),
         notes=notes,
     )
+
+
+def _message_templates(raw: str) -> str:
+    """VOP_MESSAGE_TEMPLATES, checked now (complete, neutral) so that a bad file stops start-up."""
+    if not raw:
+        return ""
+    from surveys.messages import load_templates
+
+    try:
+        load_templates(Path(raw))
+    except ValueError as exc:
+        raise SettingsError(f"VOP_MESSAGE_TEMPLATES: {exc}") from exc
+    return raw
 
 
 @lru_cache(maxsize=1)

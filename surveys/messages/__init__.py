@@ -2,9 +2,10 @@
 
 Safe contact: a message may be read by someone the person is not safe with, so it names no
 organisation and uses none of the words in `DEFAULT_FORBIDDEN`. Templates live in `templates.yaml`
-beside this file; `render_message` refuses to return a text that fails `is_neutral`, so a careless
-template edit or a revealing link (say, a deployment on a domain that names a service) fails loudly
-instead of going out.
+beside this file, or in an area's own file of the same shape (VOP_MESSAGE_TEMPLATES, checked at
+start-up by `load_templates`); `render_message` refuses to return a text that fails `is_neutral`, so
+a careless template edit or a revealing link (say, a deployment on a domain that names a service)
+fails loudly instead of going out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "SURVEY_FORBIDDEN",
     "find_forbidden",
     "is_neutral",
+    "load_templates",
     "reminder_kind",
     "render_message",
     "sender_name",
@@ -147,9 +149,49 @@ TEMPLATES_PATH = Path(__file__).with_name("templates.yaml")
 _LINK = re.compile(r"^https?://[^\s{}<>\"']+$")
 
 
+def load_templates(path: Path) -> _Templates:
+    """Read and check a templates file (the packaged one, or an area's own: VOP_MESSAGE_TEMPLATES).
+
+    Every kind, channel and language must be there, each body must carry `{link}`, e-mails need a
+    subject, and every wording and sender name must be neutral. Raises ValueError saying what is wrong,
+    so that a bad file stops start-up instead of a message later.
+    """
+    try:
+        loaded = msgspec.yaml.decode(path.read_bytes(), type=_Templates)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    problems: list[str] = []
+    for lang in LANGS:
+        name = loaded.sender_name.get(lang, "")
+        if not name.strip() or not is_neutral(name):
+            problems.append(f"sender_name.{lang} must be present and neutral")
+    for kind in KINDS:
+        for channel in CHANNELS:
+            for lang in LANGS:
+                where = f"templates.{kind}.{channel}.{lang}"
+                wording = loaded.templates.get(kind, {}).get(channel, {}).get(lang)
+                if wording is None:
+                    problems.append(f"{where} is missing")
+                    continue
+                if "{link}" not in wording.body:
+                    problems.append(f"{where} has no {{link}}")
+                if channel == "email" and not (wording.subject or "").strip():
+                    problems.append(f"{where} has no subject")
+                if found := find_forbidden(f"{wording.subject or ''}\n{wording.body}"):
+                    problems.append(f"{where} is not neutral: {', '.join(found)}")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return loaded
+
+
 @cache
 def _templates() -> _Templates:
-    return msgspec.yaml.decode(TEMPLATES_PATH.read_bytes(), type=_Templates)
+    from settings import get_settings
+
+    own = get_settings().message_templates
+    return load_templates(Path(own) if own else TEMPLATES_PATH)
 
 
 def sender_name(lang: str) -> str:
