@@ -3,12 +3,14 @@
     .venv/bin/python bench/metrics.py                  # 1.5 million referrals, 3 million responses
     .venv/bin/python bench/metrics.py --scale 0.01     # a quick run (15k referrals)
 
-Generates a synthetic year (numpy, fixed seed), bulk-loads it into a SQLite file (raw executemany) and
+Generates a synthetic year (numpy, fixed seed; the responses of the sav and da services carry PHQ-9 /
+GAD-7 items in extra_answers), bulk-loads it into a SQLite file (raw executemany) and
 a PostgreSQL database (COPY), adds the indexes the metric query needs, then times - each in its own
 process, so peak memory is that step's own - `compute_metrics("2025-26")` and the provider x
 crime_group breakdown on each engine, and the same figures computed by loading the rows into pandas
 and grouping them there. The pandas figures also check the SQL at scale: every whole-area metric
 must agree. The last line printed is one JSON object with the timings, ratios and peak memory.
+A database generated before the PHQ-9 / GAD-7 items were added has none: generate again (no --reuse).
 """
 
 from __future__ import annotations
@@ -67,8 +69,12 @@ REF_COLS = [
 RESP_COLS = [
     "id", "referral", "wave", "completed_at", "mode", "instrument_version", *AREAS,
     *[f"helped_{a}" for a in AREAS], "satisfaction", "rights_mask", *[f"swemwbs_{i}" for i in range(1, 8)],
-    "created_at", "updated_at",
+    "extra_answers", "created_at", "updated_at",
 ]  # fmt: skip
+# Services that switch PHQ-9 and GAD-7 on (VOP_SCALES_BY_SERVICE): their responses carry the items in
+# extra_answers, as JSON text like the survey stores.
+SCALE_SERVICES = ("sav", "da")
+TT_KEYS = [*[f"phq9_{i}" for i in range(1, 10)], *[f"gad7_{i}" for i in range(1, 8)]]
 BOOL_COLS = {"domestic_abuse", "hate_crime", "repeat_victim", "safe_to_contact", "consent_to_survey"}
 
 
@@ -159,7 +165,34 @@ def generate(scale: float, seed: int = 2026) -> dict[str, Any]:
         item = rng.integers(1, 6, n_resp).astype(object)
         item[~has_sw | (rng.random(n_resp) < 0.03)] = None
         resp[f"swemwbs_{i}"] = item
+    resp["extra_answers"] = _scale_answers(rng, orgs, ref, resp)
     return {"orgs": orgs, "ref": ref, "resp": resp, "n_ref": n_ref, "n_resp": n_resp}
+
+
+def _scale_answers(
+    rng: np.random.Generator, orgs: list[tuple[int, str, str]], ref: dict[str, Any], resp: dict[str, Any]
+) -> np.ndarray:
+    """PHQ-9 / GAD-7 items (JSON text, null for a skipped item) on the responses of SCALE_SERVICES.
+
+    Each referral has a severity (item mean 0..3, so about half are a case at baseline); a response's
+    items scatter around it, later waves lower on average. About 1 in 12 responses skip the scale and
+    1 in 30 skip an item.
+    """
+    n_resp = len(resp["referral"])
+    services = np.asarray([""] + [service for _, _, service in orgs], dtype=object)
+    on = np.isin(services[ref["provider"][resp["referral"] - 1]], SCALE_SERVICES)
+    on &= rng.random(n_resp) >= 1 / 12
+    severity = rng.gamma(2.0, 0.55, len(ref["id"]))[resp["referral"] - 1]
+    severity = np.where(resp["wave"] == "baseline", severity, severity * rng.uniform(0.2, 1.3, n_resp))
+    where = np.flatnonzero(on)
+    items = np.clip(np.rint(severity[where, None] + rng.normal(0, 0.7, (len(where), len(TT_KEYS)))), 0, 3)
+    text = items.astype(int).astype(str).astype(object)
+    skipped = rng.random(len(where)) < 1 / 30
+    text[skipped, rng.integers(0, len(TT_KEYS), int(skipped.sum()))] = "null"
+    template = "{" + ", ".join(f'"{k}": %s' for k in TT_KEYS) + "}"
+    out = np.full(n_resp, None, dtype=object)
+    out[where] = [template % tuple(row) for row in text]
+    return out
 
 
 def _text_column(values: np.ndarray, kind: str) -> list[Any]:
@@ -362,7 +395,7 @@ def phase_pandas(sqlite_path: str) -> dict[str, Any]:
         con,
     )
     cols = ["id", "referral", "wave", "completed_at", *AREAS, *[f"helped_{a}" for a in AREAS]]
-    cols += ["satisfaction", "rights_mask", *[f"swemwbs_{i}" for i in range(1, 8)]]
+    cols += ["satisfaction", "rights_mask", *[f"swemwbs_{i}" for i in range(1, 8)], "extra_answers"]
     resps = pd.read_sql_query(f"SELECT {', '.join(cols)} FROM response", con)
     con.close()
     t1 = time.perf_counter()
@@ -380,6 +413,19 @@ def phase_pandas(sqlite_path: str) -> dict[str, Any]:
         "split": split,
         "peak_mib": peak_mib(),
     }
+
+
+def tt_scores(frame: Any) -> tuple[Any, Any]:
+    """PHQ-9 and GAD-7 totals of each response (both NaN unless all 16 items are 0..3)."""
+    import pandas as pd
+
+    text = frame.extra_answers.dropna()
+    items = pd.DataFrame.from_records([json.loads(t) for t in text], index=text.index, columns=TT_KEYS)
+    items = items.reindex(frame.index)
+    ok = items.apply(lambda c: c.isin([0, 1, 2, 3])).all(axis=1)
+    phq = items[TT_KEYS[:9]].sum(axis=1).where(ok)
+    gad = items[TT_KEYS[9:]].sum(axis=1).where(ok)
+    return phq, gad
 
 
 def pandas_metrics(refs: Any, resps: Any, start: str, end: str, by: list[str]) -> list[dict[str, Any]]:
@@ -447,6 +493,25 @@ def pandas_metrics(refs: Any, resps: Any, start: str, end: str, by: list[str]) -
     e["sw_xsum"] = sx.where(paired, 0)
     e["sw_up"] = (paired & (sx - sb >= 300)).astype(int)
     e["sw_down"] = (paired & (sb - sx >= 300)).astype(int)
+    pb, gb = tt_scores(base)
+    px, gx = tt_scores(exit_)
+    pb, gb = pb.reindex(e.index), gb.reindex(e.index)
+    paired = pb.notna() & px.notna()
+    case_b = paired & ((pb >= 10) | (gb >= 8))
+    case_x = paired & ((px >= 10) | (gx >= 8))
+    worse = paired & ((px - pb >= 6) | (gx - gb >= 4))
+    better = paired & ((pb - px >= 6) | (gb - gx >= 4)) & ~worse
+    recovered = case_b & ~case_x
+    for name, flag in (
+        ("tt_n", paired),
+        ("tt_cb", case_b),
+        ("tt_cx", case_x),
+        ("tt_ri", better),
+        ("tt_rd", worse),
+        ("tt_rec", recovered),
+        ("tt_rr", recovered & better),
+    ):
+        e[name] = flag.astype(int)
     joined = r.join(e, on="id")
     sums = [c for c in e.columns]
     joined[sums] = joined[sums].fillna(0)

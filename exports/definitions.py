@@ -224,6 +224,38 @@ METRIC_DEFINITIONS: list[tuple[str, str]] = [
         "Paired episodes whose SWEMWBS score fell by 3.00 or more.",
     ),
     (
+        "paired_n.phq_gad",
+        "Episodes in exit_responses with a complete PHQ-9 (9 items) and GAD-7 (7 items) in both their "
+        "baseline and exit response (each item answered 0..3; no imputation).",
+    ),
+    (
+        "caseness_baseline.phq_gad",
+        "Paired episodes that were a case at baseline (PHQ-9 >= 10 or GAD-7 >= 8), over paired_n.phq_gad.",
+    ),
+    (
+        "caseness_exit.phq_gad",
+        "Paired episodes that were a case at exit (PHQ-9 >= 10 or GAD-7 >= 8), over paired_n.phq_gad.",
+    ),
+    (
+        "reliable_improvement.phq_gad",
+        "Paired episodes whose PHQ-9 fell by 6 or more or GAD-7 by 4 or more, and neither rose by as "
+        "much (as NHS Talking Therapies counts it), over paired_n.phq_gad.",
+    ),
+    (
+        "reliable_deterioration.phq_gad",
+        "Paired episodes whose PHQ-9 rose by 6 or more or GAD-7 by 4 or more, over paired_n.phq_gad.",
+    ),
+    (
+        "recovery.phq_gad",
+        "Paired episodes that were a case at baseline and below both thresholds at exit, over the "
+        "episodes that were a case at baseline.",
+    ),
+    (
+        "reliable_recovery.phq_gad",
+        "Paired episodes with both recovery and reliable improvement, over the episodes that were a case "
+        "at baseline.",
+    ),
+    (
         "95% interval",
         "Every rate is reported with its numerator, denominator, percentage and a 95% Wilson score "
         "interval (z = 1.959964, no continuity correction); percentage and interval are blank on a zero "
@@ -272,6 +304,10 @@ def metric_label(name: str) -> str:
         "mean_exit": "Mean exit",
         "reliable_improvement": "Reliable improvement",
         "reliable_deterioration": "Reliable deterioration",
+        "caseness_baseline": "Caseness at baseline",
+        "caseness_exit": "Caseness at exit",
+        "recovery": "Recovery",
+        "reliable_recovery": "Reliable recovery",
         "referrals_by_status": "Referrals",
         "rights_received": "Right received",
         "satisfied_pct_by_rights": "Satisfied, rights",

@@ -68,6 +68,11 @@ def swemwbs_change(baseline: float, exit_: float) -> Change:
 
 # --- PHQ-9 and GAD-7, as in NHS Talking Therapies ----------------------------------------------
 
+PHQ9_ITEMS = 9
+GAD7_ITEMS = 7
+# The items' keys in `Response.extra_answers` (the question ids of the phq9 / gad7 instruments).
+PHQ9_KEYS: tuple[str, ...] = tuple(f"phq9_{i}" for i in range(1, PHQ9_ITEMS + 1))
+GAD7_KEYS: tuple[str, ...] = tuple(f"gad7_{i}" for i in range(1, GAD7_ITEMS + 1))
 PHQ9_MAX = 27
 GAD7_MAX = 21
 PHQ9_CASENESS = 10  # a case at PHQ-9 >= 10
@@ -79,19 +84,21 @@ GAD7_RELIABLE_CHANGE = 4
 def _items_total(items: Sequence[int | None], count: int, name: str) -> int | None:
     if len(items) != count:
         raise ValueError(f"{name} has {count} items, got {len(items)}")
-    if any(i is None or isinstance(i, bool) or i not in (0, 1, 2, 3) for i in items):
+    # Whole numbers only: True is not 1 and 2.0 is not 2 (answers are the instruments' integer codes),
+    # as the SQL of outcomes.metrics reads them.
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= 3 for i in items):
         return None
     return sum(i for i in items if i is not None)
 
 
 def phq9_score(items: Sequence[int | None]) -> int | None:
     """PHQ-9 total (0..27) from 9 items scored 0..3, or None when any item is missing."""
-    return _items_total(items, 9, "PHQ-9")
+    return _items_total(items, PHQ9_ITEMS, "PHQ-9")
 
 
 def gad7_score(items: Sequence[int | None]) -> int | None:
     """GAD-7 total (0..21) from 7 items scored 0..3, or None when any item is missing."""
-    return _items_total(items, 7, "GAD-7")
+    return _items_total(items, GAD7_ITEMS, "GAD-7")
 
 
 def _check(value: int, maximum: int, name: str) -> None:

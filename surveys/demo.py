@@ -389,15 +389,86 @@ def generate_responses(
     return out
 
 
+# Optional scales the demo answers when VOP_SCALES_BY_SERVICE switches none on: the sexual abuse and
+# violence services ask PHQ-9 and GAD-7, so the demo shows those figures too.
+DEMO_SCALES_BY_SERVICE: dict[str, list[str]] = {"sav": ["phq9", "gad7"]}
+SCALE_INSTRUMENTS = {"phq9": "phq9-1", "gad7": "gad7-1"}
+
+
+def _scale_items(rng: random.Random, total: int, count: int) -> list[int | None]:
+    """`count` answers 0..3 adding up to `total` (clipped to 0..3 x count), spread at random."""
+    values: list[int | None] = [0] * count
+    for _ in range(max(0, min(total, 3 * count))):
+        open_items = [i for i, v in enumerate(values) if v is not None and v < 3]
+        i = rng.choice(open_items)
+        values[i] = (values[i] or 0) + 1
+    return values
+
+
+def add_scale_answers(
+    plan: DemoPlan,
+    responses: list[dict[str, Any]],
+    service_of: dict[int, str | None],
+    scales_by_service: dict[str, list[str]],
+) -> int:
+    """PHQ-9 / GAD-7 answers (`extra_answers`) on the responses of services that switch the scales on.
+
+    Deterministic (its own random stream, so the other answers stay as they were). Each episode gets
+    a severity at baseline (about two in three are a case, as in services for sexual violence) and a
+    share of it gone by exit (on average 40%; about 1 in 25 get worse); about 1 in 10 responses skip
+    the scale, and 1 in 25 skip one item. Returns how many responses got scale answers.
+    """
+    from surveys.instruments import load_instrument
+    from surveys.responses import answer_columns
+
+    keys = {name: [q.id for q in load_instrument(v).questions] for name, v in SCALE_INSTRUMENTS.items()}
+    rng = random.Random(plan.seed + 2)
+    episode: dict[int, tuple[float, float, float]] = {}
+    done = 0
+    for r in responses:
+        wanted = [
+            s
+            for s in SCALE_INSTRUMENTS
+            if s in scales_by_service.get(service_of.get(r["referral"]) or "", [])
+        ]
+        if not wanted:
+            continue
+        if r["referral"] not in episode:
+            phq = min(27.0, max(0.0, rng.gauss(10.5, 5.5)))
+            gad = min(21.0, max(0.0, 0.7 * phq + rng.gauss(0.0, 3.0)))
+            better = -rng.uniform(0.3, 0.8) if rng.random() < 0.04 else min(1.0, rng.gauss(0.4, 0.4))
+            episode[r["referral"]] = (phq, gad, better)
+        phq, gad, better = episode[r["referral"]]
+        if r["wave"] != "baseline":
+            phq = phq * (1 - better) + rng.gauss(0.0, 1.5)
+            gad = gad * (1 - better) + rng.gauss(0.0, 1.2)
+        if rng.random() < 0.1:
+            continue  # skipped the scale
+        answers: dict[str, Any] = {}
+        for name, total in (("phq9", phq), ("gad7", gad)):
+            if name in wanted:
+                answers.update(zip(keys[name], _scale_items(rng, round(total), len(keys[name])), strict=True))
+        if rng.random() < 0.04:
+            answers[rng.choice(sorted(answers))] = None  # one item skipped
+        r["extra_answers"] = answer_columns(answers)["extra_answers"]
+        done += 1
+    return done
+
+
 async def load_demo_responses(plan: DemoPlan) -> int:
     """Generate and store the demo's responses (idempotent: the same seed stores each response once)."""
+    from settings import get_settings
     from surveys import db
     from surveys.responses import STORED_COLUMNS, insert_responses, submission_key
     from surveys.tables import Referral
 
     episodes = (
         await Referral.select(
-            Referral.id, Referral.support_start, Referral.support_end, Referral.consent_to_survey
+            Referral.id,
+            Referral.support_start,
+            Referral.support_end,
+            Referral.consent_to_survey,
+            Referral.provider.service.as_alias("service"),
         )
         .where(Referral.support_start.is_not_null())
         .order_by(Referral.id)
@@ -405,8 +476,16 @@ async def load_demo_responses(plan: DemoPlan) -> int:
     )
     now = dt.datetime.now(dt.UTC)
     sqlite = db.is_sqlite()
+    responses = generate_responses(plan, episodes, now)
+    add_scale_answers(
+        plan,
+        responses,
+        {e["id"]: e["service"] for e in episodes},
+        get_settings().scales_by_service or DEMO_SCALES_BY_SERVICE,
+    )
     records = []
-    for r in generate_responses(plan, episodes, now):
+    extra = []
+    for r in responses:
         r = {**r, "instrument_version": "core-1", "created_at": now, "updated_at": now}
         r["submission_key"] = submission_key(
             {"demo": plan.seed, "referral": r["referral"], "wave": r["wave"]}
@@ -415,4 +494,15 @@ async def load_demo_responses(plan: DemoPlan) -> int:
         if sqlite:
             values = [v.isoformat() if isinstance(v, dt.datetime) else v for v in values]
         records.append(tuple(values))
-    return await insert_responses(records)
+        if r.get("extra_answers"):
+            extra.append((r["extra_answers"], r["submission_key"]))
+    stored = await insert_responses(records)
+    if extra:
+        # The responses import stores the core columns only; the scale items go in by submission key.
+        engine = db.current_engine()
+        answers, key = db.placeholders(engine, 2)
+        async with db.write_transaction() as tx:
+            await db.executemany(
+                tx, f"UPDATE response SET extra_answers = {answers} WHERE submission_key = {key}", extra
+            )
+    return stored

@@ -6,6 +6,7 @@ the whole area, every single-attribute breakdown and the provider filter, on eit
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -15,7 +16,16 @@ import pytest
 
 from outcomes.metrics import AREAS, BREAKDOWNS, RIGHTS_BANDS, SATISFIED, STATUSES
 from outcomes.periods import parse_period
-from outcomes.scoring import SWEMWBS_METRIC, rate, swemwbs_raw
+from outcomes.scoring import (
+    GAD7_KEYS,
+    PHQ9_KEYS,
+    SWEMWBS_METRIC,
+    gad7_score,
+    phq9_score,
+    rate,
+    swemwbs_raw,
+    talking_therapies_outcome,
+)
 from outcomes.services import compute_metrics
 from surveys.tables import Organisation, Referral, Response
 
@@ -78,8 +88,42 @@ def make_data(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         sw_missing = rng.random() < 0.2
         for k in range(1, 8):
             resp[f"swemwbs_{k}"] = None if sw_missing and k == 3 else rng.randint(1, 5)
+        resp["extra_answers"] = _extra_answers(rng)
         resps.append(resp)
     return refs, resps
+
+
+def _extra_answers(rng: random.Random) -> str | None:
+    """PHQ-9 / GAD-7 items as `extra_answers` JSON: mostly complete, around the caseness thresholds,
+    sometimes with a skipped, missing or malformed item, or other keys only."""
+    roll = rng.random()
+    if roll < 0.25:
+        return None
+    if roll < 0.3:
+        return rng.choice(['{"cjs_involved": "yes"}', "{}", "[1, 2]", '{"phq9_1": 1}'])
+    level = rng.choice([0, 1, 1, 2, 3])  # low, around the thresholds, or high
+    answers: dict[str, object] = {"cjs_involved": rng.choice(["yes", "no"]), "ons4_1": rng.randint(0, 10)}
+    for key in PHQ9_KEYS + GAD7_KEYS:
+        answers[key] = max(0, min(3, level + rng.choice([-1, 0, 0, 1]) - 1))
+    if rng.random() < 0.15:
+        key = rng.choice(PHQ9_KEYS + GAD7_KEYS)
+        bad = rng.choice([None, "2", True, False, 4, -1, 2.0, "missing"])
+        if bad == "missing":
+            del answers[key]
+        else:
+            answers[key] = bad
+    return json.dumps(answers, sort_keys=True)
+
+
+def phq_gad(resp: dict[str, Any]) -> tuple[int, int] | None:
+    """The PHQ-9 and GAD-7 totals of a response (scoring's own rules), None unless both are complete."""
+    text = resp.get("extra_answers")
+    answers = json.loads(text) if text else {}
+    if not isinstance(answers, dict):
+        return None
+    phq = phq9_score([answers.get(k) for k in PHQ9_KEYS])
+    gad = gad7_score([answers.get(k) for k in GAD7_KEYS])
+    return None if phq is None or gad is None else (phq, gad)
 
 
 async def store(refs: list[dict[str, Any]], resps: list[dict[str, Any]]) -> None:
@@ -184,6 +228,19 @@ def reference(
     m["mean_change.swemwbs"] = sum(x - b for b, x in scored) / n if n else None
     m["reliable_improvement.swemwbs"] = sum(round(x * 100) - round(b * 100) >= 300 for b, x in scored)
     m["reliable_deterioration.swemwbs"] = sum(round(b * 100) - round(x * 100) >= 300 for b, x in scored)
+    outs = []
+    for b, x in pairs:
+        sb, sx = (phq_gad(b) if b else None), phq_gad(x)
+        if sb is not None and sx is not None:
+            outs.append(talking_therapies_outcome(sb[0], sb[1], sx[0], sx[1]))
+    cases = sum(o.case_at_start for o in outs)
+    m["paired_n.phq_gad"] = len(outs)
+    m["caseness_baseline.phq_gad"] = rate(cases, len(outs))
+    m["caseness_exit.phq_gad"] = rate(sum(o.case_at_end for o in outs), len(outs))
+    m["reliable_improvement.phq_gad"] = rate(sum(o.reliable_improvement for o in outs), len(outs))
+    m["reliable_deterioration.phq_gad"] = rate(sum(o.reliable_deterioration for o in outs), len(outs))
+    m["recovery.phq_gad"] = rate(sum(o.recovery for o in outs), cases)
+    m["reliable_recovery.phq_gad"] = rate(sum(o.reliable_recovery for o in outs), cases)
     return m
 
 
