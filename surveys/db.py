@@ -26,6 +26,7 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 T = TypeVar("T")
 
 BUSY_TIMEOUT_SECONDS = 30.0
+POOL_SIZE = 10  # PostgreSQL connections per process
 
 
 class SafeSQLiteTransaction(SQLiteTransaction):
@@ -161,7 +162,7 @@ async def start(engine: Engine | None = None) -> bool:
     engine = engine or current_engine()
     if isinstance(engine, PostgresEngine):
         if engine.pool is None:
-            await engine.start_connection_pool(min_size=1, max_size=10, reset=_keep_session)
+            await engine.start_connection_pool(min_size=1, max_size=POOL_SIZE, reset=_keep_session)
             return True
         return False
     await engine.prep_database()
@@ -381,5 +382,24 @@ async def run_write(body: Callable[[Statements], Coroutine[Any, Any, T]]) -> T:
     engine = current_engine()
     if isinstance(engine, SQLiteEngine):
         return await _sqlite_writer(engine).run(body)
-    async with engine.transaction() as tx:
+    async with _pool_turn(), engine.transaction() as tx:
         return await body(_PostgresStatements(tx.connection))
+
+
+_POOL_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pool_turn() -> asyncio.Semaphore:
+    """First come, first served for the pool's connections.
+
+    asyncpg's pool hands a released connection to whichever task asks next, and a waiter that was
+    woken but not yet run goes back to the end of the queue: under 64 concurrent submits some waited
+    ten times longer than the median. A semaphore as wide as the pool queues them fairly.
+    """
+    loop = asyncio.get_running_loop()
+    turn = _POOL_TURNS.get(loop)
+    if turn is None:
+        turn = _POOL_TURNS[loop] = asyncio.Semaphore(POOL_SIZE)
+    return turn
