@@ -46,7 +46,8 @@ class Server:
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
+                # Background jobs only where a test asks for them: they would act on other tests' rows.
+                env={**os.environ, "VOP_BACKGROUND_JOBS": "false", **self.env},
                 cwd=Path(__file__).resolve().parents[2],
             )  # fmt: skip
         deadline = time.monotonic() + timeout

@@ -232,7 +232,8 @@ async def test_a_real_server_logs_no_personal_data(
     db: None, keys: dict[str, dict[str, str]], tmp_files: str
 ) -> None:
     log = Path(tmp_files) / "server.log"
-    env = {"VOP_LOG_LEVEL": "DEBUG", "VOP_TEST_UVICORN_LOG": "trace"}
+    # With the background jobs, so that their logs are checked too.
+    env = {"VOP_LOG_LEVEL": "DEBUG", "VOP_TEST_UVICORN_LOG": "trace", "VOP_BACKGROUND_JOBS": "true"}
     with Server(log, env=env) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             token = await plant_referral(http, keys)

@@ -52,7 +52,9 @@ def server(migrated: None) -> Iterator[str]:
     import httpx
 
     port = _free_port()
-    env = {**os.environ, "VOP_RATE_LIMIT_FAILURES": "1000"}
+    # No background jobs: this server lives for the whole session, and its scheduler and outbox would
+    # otherwise claim the messages of later tests that share the database.
+    env = {**os.environ, "VOP_RATE_LIMIT_FAILURES": "1000", "VOP_BACKGROUND_JOBS": "false"}
     # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
     log = tempfile.NamedTemporaryFile(prefix="vop-browser-server-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
