@@ -4,7 +4,7 @@ surveys.outreach_services and surveys.scheduling."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -48,10 +48,7 @@ class ReferralOutreachController(Controller):
     ) -> ReferralSchedule:
         """The referral's survey waves and what the contact rules say now (they span every provider)."""
         result = await outreach.referral_schedule(principal, provider, referral_id)
-        await audit.record(
-            "referral.schedule", principal, subject_type="referral", subject_id=f"{provider}/{referral_id}",
-            client=client_address(request),
-        )  # fmt: skip
+        await _audit_referral("referral.schedule", principal, request, provider, referral_id)
         return result
 
     @get(
@@ -68,10 +65,7 @@ class ReferralOutreachController(Controller):
     ) -> list[ContactEventRead]:
         """What was decided and sent for this referral, and the person's opt-outs and snoozes."""
         result = await outreach.contact_history(principal, provider, referral_id)
-        await audit.record(
-            "referral.contact_history", principal, subject_type="referral",
-            subject_id=f"{provider}/{referral_id}", client=client_address(request),
-        )  # fmt: skip
+        await _audit_referral("referral.contact_history", principal, request, provider, referral_id)
         return result
 
     @post(
@@ -87,10 +81,7 @@ class ReferralOutreachController(Controller):
     ) -> ContactPreferenceRead:
         """The person said "stop" to this provider: no provider will invite them to a survey again."""
         await outreach.opt_out_for(principal, provider, referral_id)
-        await audit.record(
-            "person.opt_out", principal, subject_type="referral", subject_id=f"{provider}/{referral_id}",
-            client=client_address(request),
-        )  # fmt: skip
+        await _audit_referral("person.opt_out", principal, request, provider, referral_id)
         return ContactPreferenceRead(opted_out=True, snoozed_until=None)
 
     @post(
@@ -107,10 +98,8 @@ class ReferralOutreachController(Controller):
     ) -> ContactPreferenceRead:
         """The person said "not now": nothing is sent to them, by any provider, before the date."""
         until = await outreach.snooze_for(principal, provider, referral_id, data.until, data.days)
-        await audit.record(
-            "person.snooze", principal, subject_type="referral", subject_id=f"{provider}/{referral_id}",
-            client=client_address(request), detail={"until": until.date().isoformat()},
-        )  # fmt: skip
+        detail = {"until": until.date().isoformat()}
+        await _audit_referral("person.snooze", principal, request, provider, referral_id, detail)
         return ContactPreferenceRead(opted_out=False, snoozed_until=until)
 
     @post(
@@ -127,10 +116,8 @@ class ReferralOutreachController(Controller):
     ) -> LanguageRead:
         """The language the person reads (en or cy): every provider's messages and survey links use it."""
         changed = await outreach.set_language_for(principal, provider, referral_id, data.lang)
-        await audit.record(
-            "person.language", principal, subject_type="referral", subject_id=f"{provider}/{referral_id}",
-            client=client_address(request), detail={"lang": data.lang, "changed": changed},
-        )  # fmt: skip
+        detail = {"lang": data.lang, "changed": changed}
+        await _audit_referral("person.language", principal, request, provider, referral_id, detail)
         return LanguageRead(lang=data.lang or "en")
 
 
@@ -209,3 +196,18 @@ class CallTaskController(Controller):
             client=client_address(request), detail={"outcome": data.outcome},
         )  # fmt: skip
         return result
+
+
+async def _audit_referral(
+    action: str,
+    principal: Principal,
+    request: Request,
+    provider: str,
+    referral_id: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """The audit record of a call about one referral (identifiers only, never contact details)."""
+    await audit.record(
+        action, principal, subject_type="referral", subject_id=f"{provider}/{referral_id}",
+        client=client_address(request), detail=detail,
+    )  # fmt: skip

@@ -397,8 +397,6 @@ class SurveyPageController(Controller):
         link = await _open(request, token)
         if isinstance(link, Template):
             return link
-        from surveys import scheduling  # the scheduler owns contact preferences
-
         await scheduling.opt_out(link.person_key, via="survey-link")
         lang = link.lang
         return page(request, "message.html", lang, title=text("stop_done_title", lang),
@@ -418,8 +416,6 @@ class SurveyPageController(Controller):
         link = await _open(request, token)
         if isinstance(link, Template):
             return link
-        from surveys import scheduling
-
         until = dt.datetime.now(dt.UTC) + SNOOZE_FOR
         await scheduling.snooze(link.person_key, until, via="survey-link")
         lang = link.lang

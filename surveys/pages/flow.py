@@ -138,9 +138,10 @@ def steps_for(link: LinkView, answers: Answers, inst: Instrument | None = None) 
         _routing_values(answers.person, routing),
         tuple(_routing_values(answers.merged(item), routing) for item in exits),
     )  # fmt: skip
-    # The link keeps the steps of each plan it met: a submit asks again as answers arrive.
+    # The link keeps the steps of each plan it met: a submit asks again as answers arrive. (Keyed by
+    # identity, the plans being cached; the memo holds each plan, so its id cannot be reused.)
     steps = link.steps_memo.get(id(plan))
-    if steps is None or steps[0] is not plan:
+    if steps is None:
         steps = link.steps_memo[id(plan)] = (
             plan, [Step.of(q, exits[n - 1], n, len(exits)) if n else Step.of(q) for q, n in plan]
         )  # fmt: skip
