@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -122,6 +123,18 @@ async def on_startup(app: Litestar) -> None:
         app.state.jobs = [asyncio.create_task(job(app.state.stop)) for job in background_jobs()]
 
 
+def freeze_startup_objects() -> None:
+    """Leave what the first start-up built out of the garbage collector's full collections.
+
+    Routes, templates, instruments and models live as long as the process and are never garbage, yet
+    every full collection walked them all: under load, a pause of about 40 ms each second that held up
+    every request in flight. Frozen once per process (tests build many apps; later ones stay collectable).
+    """
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 async def on_shutdown(app: Litestar) -> None:
     app.state.stop.set()
     for job in app.state.jobs:
@@ -165,7 +178,7 @@ def create_app() -> Litestar:
             services.NotFound: not_found,
         },
         openapi_config=openapi_config(),
-        on_startup=[on_startup, install_survey_assets],
+        on_startup=[on_startup, install_survey_assets, freeze_startup_objects],
         on_shutdown=[on_shutdown],
         # JSON logs scrubbed of personal data; 4xx without stack traces (access/logging.py).
         logging_config=access_logging.logging_config(get_settings().log_level),

@@ -8,6 +8,7 @@ PostgreSQL: an asyncpg pool opened on start-up and closed on shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import sqlite3
@@ -288,75 +289,113 @@ class _LongLivedConnection:
         return self.conn
 
 
-def _transaction(conn: sqlite3.Connection, body: Callable[[Statements], Coroutine[Any, Any, T]]) -> T:
-    """Run the body in the IMMEDIATE transaction the caller began: commit, or roll back and re-raise."""
-    try:
-        result = _run_to_end(body(_SQLiteStatements(conn)))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return result
+Outcome = tuple[bool, Any]  # (True, the body's result) or (False, the exception it raised)
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
+    """On the caller's event loop: hand each body's result or exception to its waiting request."""
+    for future, (ok, value) in outcomes:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class _SQLiteWriter:
-    """Whole write transactions of raw statements, each in one step, on long-lived connections.
+    """Write transactions of raw statements, run in batches on one writer thread (group commit).
 
     Why: Piccolo's SQLite engine opens a connection (and a thread) per transaction, and every statement
     is a round trip through the event loop; under 64 concurrent submits throughput fell to a twentieth
-    of a bare insert. A submit's statements take well under a millisecond in SQLite itself, less than
-    handing them to a thread and back, so a transaction runs inline on the event loop when the write
-    lock is free at once (BEGIN IMMEDIATE without a busy wait). When another connection holds the lock
-    (a background job writing through Piccolo), it queues on the writer thread instead, whose
-    connection waits in SQLite's busy handler without blocking the loop. The inline connection never
-    checkpoints (a checkpoint can fsync); the writer thread runs a passive checkpoint every
-    CHECKPOINT_EVERY inline commits.
+    of a bare insert. Here every body queued while the writer was busy runs in the next batch: one
+    IMMEDIATE transaction on a long-lived connection, each body inside its own savepoint (a body that
+    raises is rolled back to it, alone), one COMMIT for all, then every waiting request is answered.
+    A batch costs one hand-over to the thread and one commit however many bodies it holds, and SQLite
+    works without the GIL, beside the event loop. Isolation is as if the bodies ran one after another.
+    If the transaction itself fails (the commit, or an error after which SQLite abandons it), every
+    body of the batch gets the error: none of them was stored.
     """
 
-    CHECKPOINT_EVERY = 1000
+    MAX_BATCH = 256  # bounds how long one transaction holds SQLite's write lock
+    CHECKPOINT_EVERY = 1000  # bodies committed between two checkpoints
 
     def __init__(self, connection_kwargs: dict[str, Any]) -> None:
-        kwargs = {**connection_kwargs, "isolation_level": None, "check_same_thread": False}
-        self.inline = _LongLivedConnection({**kwargs, "timeout": 0}, autocheckpoint=0)
-        self.queued = _LongLivedConnection(kwargs, autocheckpoint=1000)
-        self.inline_lock = threading.Lock()  # an app per thread is possible (tests): one user at a time
+        # No declared-type converters: they are Python calls per value, and the bodies read raw values
+        # (timestamps as ISO text) like the PostgreSQL driver's.
+        kwargs = {**connection_kwargs, "isolation_level": None, "check_same_thread": False, "detect_types": 0}
+        # The writer never checkpoints: copying the log back into the database (and its fsync) took
+        # tens of milliseconds inside a commit. A thread of its own does it beside the writer.
+        self.connection = _LongLivedConnection(kwargs, autocheckpoint=0)
+        self.checkpoints = _LongLivedConnection(kwargs, autocheckpoint=0)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vop-sqlite-writer")
-        self.inline_commits = 0
-
-    def _try_inline(self, body: Callable[[Statements], Coroutine[Any, Any, T]]) -> tuple[bool, T | None]:
-        if not self.inline_lock.acquire(blocking=False):
-            return False, None
-        try:
-            conn = self.inline.get()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                    raise
-                return False, None
-            result = _transaction(conn, body)
-        finally:
-            self.inline_lock.release()
-        self.inline_commits += 1
-        if self.inline_commits % self.CHECKPOINT_EVERY == 0:
-            self.executor.submit(self._checkpoint)
-        return True, result
-
-    def _queued_transaction(self, body: Callable[[Statements], Coroutine[Any, Any, T]]) -> T:
-        conn = self.queued.get()
-        conn.execute("BEGIN IMMEDIATE")
-        return _transaction(conn, body)
-
-    def _checkpoint(self) -> None:
-        self.queued.get().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self.checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vop-sqlite-checkpoint")
+        self.since_checkpoint = 0
+        self.lock = threading.Lock()
+        self.pending: list[tuple[Callable[[Statements], Coroutine[Any, Any, Any]], asyncio.Future[Any]]] = []
+        self.draining = False
 
     async def run(self, body: Callable[[Statements], Coroutine[Any, Any, T]]) -> T:
-        done, result = self._try_inline(body)
-        if done:
-            return result  # type: ignore[return-value]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self._queued_transaction, body)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        with self.lock:
+            self.pending.append((body, future))
+            start, self.draining = not self.draining, True
+        if start:
+            self.executor.submit(self._drain)
+        return await future
+
+    def _drain(self) -> None:
+        """On the writer thread: run batches until nothing is waiting."""
+        while True:
+            with self.lock:
+                batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
+                if not batch:
+                    self.draining = False
+                    return
+            outcomes = self._run_batch([body for body, _ in batch])
+            self.since_checkpoint += len(batch)
+            if self.since_checkpoint >= self.CHECKPOINT_EVERY:
+                self.since_checkpoint = 0
+                self.checkpointer.submit(self._checkpoint)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+            for loop, delivered in by_loop.items():
+                # RuntimeError: that event loop has closed, so nobody is waiting any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_deliver, delivered)
+
+    def _checkpoint(self) -> None:
+        # PASSIVE: copies what it can without waiting for (or blocking) the writer or readers.
+        self.checkpoints.get().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _run_batch(self, bodies: list[Callable[[Statements], Coroutine[Any, Any, Any]]]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        try:
+            conn = self.connection.get()
+        except Exception as exc:
+            return [(False, exc)] * len(bodies)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            statements = _SQLiteStatements(conn)
+            for body in bodies:
+                conn.execute("SAVEPOINT body")
+                try:
+                    outcomes.append((True, _run_to_end(body(statements))))
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: nothing of the batch stays
+                    conn.execute("ROLLBACK TO body")
+                    outcomes.append((False, exc))
+                conn.execute("RELEASE body")
+            conn.execute("COMMIT")
+        except Exception as exc:
+            # The batch's own error is what the callers need to see, not one from the rollback.
+            with contextlib.suppress(Exception):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return [(False, exc)] * len(bodies)
+        return outcomes
 
 
 _WRITERS: dict[str, _SQLiteWriter] = {}
@@ -375,9 +414,9 @@ def _sqlite_writer(engine: SQLiteEngine) -> _SQLiteWriter:
 async def run_write(body: Callable[[Statements], Coroutine[Any, Any, T]]) -> T:
     """Run `body` as one write transaction of raw statements and return what it returns.
 
-    On SQLite the body runs in one step (see `_SQLiteWriter`) and must await nothing but its
-    `Statements` (it raises RuntimeError otherwise, and the transaction is rolled back); on PostgreSQL
-    it runs in a transaction on a pooled connection.
+    On SQLite the body runs in one step on the writer thread, batched with others (see
+    `_SQLiteWriter`), and must await nothing but its `Statements` (it raises RuntimeError otherwise,
+    and its writes are rolled back); on PostgreSQL it runs in a transaction on a pooled connection.
     """
     engine = current_engine()
     if isinstance(engine, SQLiteEngine):

@@ -1,10 +1,11 @@
-"""`surveys.db.run_write`: one write transaction of raw statements, on SQLite in one step on a long-lived
-connection (inline when the write lock is free, else queued on the writer thread), on PostgreSQL on a
-pooled connection."""
+"""`surveys.db.run_write`: one write transaction of raw statements, on SQLite in one step on the writer
+thread (bodies queued meanwhile share a commit, each in its own savepoint), on PostgreSQL on a pooled
+connection."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -68,8 +69,8 @@ async def test_on_sqlite_a_held_write_lock_queues_the_body_instead_of_failing(or
         return str(row["name"])
 
     async with db.write_transaction():
-        # Another writer (Piccolo's own connection) holds SQLite's write lock: the body cannot run
-        # inline, so it waits on the writer thread, without blocking this event loop.
+        # Another writer (Piccolo's own connection) holds SQLite's write lock: the body waits on the
+        # writer thread, without blocking this event loop.
         await Organisation.update({Organisation.name: "Renamed first"}).where(Organisation.code == "ROSA")
         queued = asyncio.create_task(db.run_write(body))
         await asyncio.sleep(0.2)
@@ -77,3 +78,33 @@ async def test_on_sqlite_a_held_write_lock_queues_the_body_instead_of_failing(or
     # Once the other writer commits, the queued body runs, and sees what it committed.
     assert await asyncio.wait_for(queued, timeout=30) == "Renamed first"
     assert await name_of("VS") == "After the other writer"
+
+
+async def test_concurrent_bodies_each_commit_or_fail_alone(orgs: None) -> None:
+    """Many bodies at once (on SQLite, batched into one commit): each sees the ones before it, and one
+    that fails leaves nothing while the others keep their writes."""
+
+    def append(mark: str, fail: bool = False) -> Any:
+        async def body(t: db.Statements) -> int:
+            await t.execute("UPDATE organisation SET name = name || ? WHERE code = ?", mark, "VS")
+            if fail:
+                raise ValueError(mark)
+            row = await t.fetchrow("SELECT name FROM organisation WHERE code = ?", "VS")
+            assert row is not None
+            return len(str(row["name"]))
+
+        return body
+
+    marks = [chr(ord("a") + n % 26) for n in range(40)]
+    results = await asyncio.gather(
+        *[db.run_write(append(m, fail=n == 17)) for n, m in enumerate(marks)], return_exceptions=True
+    )
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], ValueError) and str(failed[0]) == marks[17]
+    name = await name_of("VS")
+    # Every mark but the failed one, once each (in the order the bodies got the lock).
+    assert name.startswith("General service")
+    assert sorted(name.removeprefix("General service")) == sorted(m for n, m in enumerate(marks) if n != 17)
+    # No lost update: every successful body saw a name one mark longer than the one before it.
+    lengths = sorted(r for r in results if isinstance(r, int))
+    assert lengths == list(range(len("General service") + 1, len(name) + 1))
