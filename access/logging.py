@@ -64,8 +64,26 @@ API_KEY = re.compile(r"vop_[A-Za-z0-9_-]{8,}")
 LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,}")
 
 
+# Strings that the scrubber leaves as they are (the access log's method, path template and role come
+# again on every request): known clean, they skip the patterns. Only unchanged strings are kept, so
+# nothing the scrubber would mask is held here.
+_CLEAN: dict[str, None] = {}
+_CLEAN_MAX = 4096
+
+
 def scrub_text(text: str) -> str:
     """A string with survey tokens, query strings, e-mails, phone numbers, keys and long tokens masked."""
+    if text in _CLEAN:
+        return text
+    scrubbed = _scrub_patterns(text)
+    if scrubbed == text and len(text) <= 200:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.clear()
+        _CLEAN[text] = None
+    return scrubbed
+
+
+def _scrub_patterns(text: str) -> str:
     text = SURVEY_LINK.sub(lambda m: m.group(1) + MASK, text)
     text = QUERY.sub(lambda m: m.group(1), text)
     text = API_KEY.sub("vop_" + MASK, text)
@@ -207,7 +225,11 @@ def configure_stdlib(level: str) -> None:
         lib = logging.getLogger(name)
         lib.handlers.clear()
         lib.propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
+    # uvicorn asks `hasHandlers()` of its access logger once per connection and, when true, formats a
+    # line for every response (even for a disabled logger): no handler and no propagation says no.
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = True
+    access.propagate = False
     # Libraries that log data: httpx every outbound URL with its query string at INFO (the SMS and e-mail
     # gateways' too), aiosqlite every SQL statement with its parameters at DEBUG.
     for name in ("httpx", "httpcore", "aiosqlite"):

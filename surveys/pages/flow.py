@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import Any, Literal
 
+import msgspec
+
 from surveys import db
 from surveys.crypto import token_hash
 from surveys.instruments import Instrument, Question, load_instrument, questions_for, validate_answer
 from surveys.links import LinkItemView, LinkView
 from surveys.responses import HELPED, answer_columns
+
+_CANONICAL = msgspec.json.Encoder(order="sorted")
 
 # Questions about the support a provider gave, asked once per exit item of a combined link. Everything
 # else describes the person (or the police and courts) and is asked once.
@@ -42,7 +46,7 @@ class Step:
     """One page: a question, asked about the person (item None) or about one exit item's support.
 
     `key` is the step's key in URLs and the API: `cope`, or `helped_cope.2` for the second of two
-    supports (see `Step.of`, the one way of making a step).
+    supports (steps are made from a `Plan`, which names the keys; see `steps_for`).
     """
 
     question: Question
@@ -50,13 +54,6 @@ class Step:
     item: LinkItemView | None = None
     item_number: int = 0  # 1-based among the link's exit items; 0 for person-level questions
     item_count: int = 0
-
-    @classmethod
-    def of(
-        cls, question: Question, item: LinkItemView | None = None, number: int = 0, count: int = 0
-    ) -> Step:
-        key = f"{question.id}.{number}" if item is not None and count > 1 else question.id
-        return cls(question, key, item, number, count)
 
 
 @dataclass(slots=True)
@@ -78,7 +75,11 @@ class Answers:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys), so equal answers give equal text and digests."""
-        return json.dumps({"person": self.person, "items": self.items}, sort_keys=True, ensure_ascii=False)
+        return _CANONICAL.encode({"person": self.person, "items": self.items}).decode()
+
+    def copied(self) -> dict[str, Any]:
+        """The answers as the link stores them, copied (later changes to these answers don't reach it)."""
+        return {"person": dict(self.person), "items": {k: dict(v) for k, v in self.items.items()}}
 
     def scope(self, step: Step) -> dict[str, Any]:
         return self.items.setdefault(str(step.item.item_id), {}) if step.item else self.person
@@ -128,34 +129,47 @@ def exit_items(link: LinkView) -> list[LinkItemView]:
     return [i for i in link.items if i.wave == "exit"]
 
 
-def steps_for(link: LinkView, answers: Answers, inst: Instrument | None = None) -> list[Step]:
-    """Every page to ask, in order, given the answers so far (an answer can reveal or hide later ones)."""
-    inst = inst or instrument_of(link)
-    routing = _routing_ids(inst)
+@dataclass(frozen=True, slots=True, eq=False)
+class Plan:
+    """The steps for one shape of link and the answers that matter to routing: (question, exit item
+    number or 0 for the person, step key) in order. Plans are cached and compared by identity."""
+
+    entries: tuple[tuple[Question, int, str], ...]
+
+
+def plan_for(link: LinkView, answers: Answers, inst: Instrument) -> Plan:
+    """The plan of this link for the answers so far (an answer can reveal or hide later steps)."""
+    routing = _routing_order(inst.id_version)
     exits = exit_items(link)
-    plan = _plan(
+    return _plan(
         inst.id_version, tuple(link.scales), tuple(link.waves), len(exits),
         _routing_values(answers.person, routing),
         tuple(_routing_values(answers.merged(item), routing) for item in exits),
     )  # fmt: skip
-    # The link keeps the steps of each plan it met: a submit asks again as answers arrive. (Keyed by
-    # identity, the plans being cached; the memo holds each plan, so its id cannot be reused.)
-    steps = link.steps_memo.get(id(plan))
+
+
+def steps_for(link: LinkView, answers: Answers, inst: Instrument | None = None) -> list[Step]:
+    """Every page to ask, in order, given the answers so far (an answer can reveal or hide later ones)."""
+    plan = plan_for(link, answers, inst or instrument_of(link))
+    # The link keeps the steps of each plan it met (pages ask for them several times a request).
+    steps = link.steps_memo.get(plan)
     if steps is None:
-        steps = link.steps_memo[id(plan)] = (
-            plan, [Step.of(q, exits[n - 1], n, len(exits)) if n else Step.of(q) for q, n in plan]
-        )  # fmt: skip
-    return list(steps[1])
+        exits = exit_items(link)
+        count = len(exits)
+        steps = link.steps_memo[plan] = [
+            Step(q, key, exits[n - 1], n, count) if n else Step(q, key) for q, n, key in plan.entries
+        ]
+    return list(steps)
 
 
 RoutingValues = tuple[tuple[str, Any], ...]
 
 
-def _routing_values(answers: Mapping[str, Any], routing: frozenset[str]) -> RoutingValues:
+def _routing_values(answers: Mapping[str, Any], routing: tuple[str, ...]) -> RoutingValues:
     """The answers that conditions look at, hashable: all that decides which steps are asked."""
     return tuple(
         (qid, tuple(v) if isinstance(v, list) else v)
-        for qid in sorted(routing)
+        for qid in routing
         if qid in answers and isinstance(v := answers[qid], list | str | int | float | type(None))
     )
 
@@ -168,11 +182,8 @@ def _plan(
     exit_count: int,
     person_answers: RoutingValues,
     item_answers: tuple[RoutingValues, ...],
-) -> tuple[tuple[Question, int], ...]:
-    """The steps as (question, exit item number or 0 for the person), for answers that matter to routing.
-
-    Cached: a submit asks for the steps several times as answers arrive, and many links share a plan.
-    """
+) -> Plan:
+    """The plan for answers that matter to routing (cached: many links share a plan)."""
     inst = load_instrument(id_version)
     rank = _master_order(inst, scales)
     person: dict[str, Question] = {}
@@ -189,7 +200,9 @@ def _plan(
     ordered = sorted(person.values(), key=lambda q: rank[q.id])
     before = [(q, 0) for q in ordered if rank[q.id] < per_item_rank]
     after = [(q, 0) for q in ordered if rank[q.id] >= per_item_rank]
-    return tuple(before + blocks + after)
+    return Plan(
+        tuple((q, n, f"{q.id}.{n}" if n and exit_count > 1 else q.id) for q, n in (*before, *blocks, *after))
+    )
 
 
 def find_step(steps: Sequence[Step], key: str) -> int | None:
@@ -207,23 +220,27 @@ def first_unanswered(steps: Sequence[Step], answers: Answers) -> Step | None:
 
 def check_answer(step: Step, raw: Any) -> tuple[Any, str | None, str | None]:
     """Validate a raw answer (form value, list, or a JSON number) against the instrument."""
+    return _check(step.question, raw)
+
+
+def _check(question: Question, raw: Any) -> tuple[Any, str | None, str | None]:
     if isinstance(raw, bool):
         raw = str(raw).lower()
     if isinstance(raw, int | float):
         raw = str(raw)
     elif isinstance(raw, list):
         raw = tuple(str(v) for v in raw)
-    if step.question.type == "text" or not isinstance(raw, str | tuple) or len(raw) > 40:
-        return validate_answer(step.question, list(raw) if isinstance(raw, tuple) else raw)
+    if question.type == "text" or not isinstance(raw, str | tuple) or len(raw) > 40:
+        return validate_answer(question, list(raw) if isinstance(raw, tuple) else raw)
     # Choices repeat across submissions: remember the verdicts on them (never on free text, which is
     # personal data and is not kept beyond the request).
-    key = (id(step.question), raw)
+    key = (id(question), raw)
     known = _VERDICTS.get(key)
-    if known is None or known[0] is not step.question:
+    if known is None or known[0] is not question:
         if len(_VERDICTS) > 20_000:
             _VERDICTS.clear()
-        verdict = validate_answer(step.question, list(raw) if isinstance(raw, tuple) else raw)
-        known = _VERDICTS[key] = (step.question, verdict)
+        verdict = validate_answer(question, list(raw) if isinstance(raw, tuple) else raw)
+        known = _VERDICTS[key] = (question, verdict)
     value, err_en, err_cy = known[1]
     return (list(value) if isinstance(value, list) else value), err_en, err_cy
 
@@ -237,7 +254,7 @@ def item_answers(link: LinkView, answers: Answers, item: LinkItemView, inst: Ins
     Person-level answers apply to every item; answers to questions now hidden (say, after changing
     an earlier answer) are left out, so the stored response matches what the routing asked.
     """
-    routing = _routing_values(answers.merged(item), _routing_ids(inst))
+    routing = _routing_values(answers.merged(item), _routing_order(inst.id_version))
     asked = _asked_ids(inst.id_version, item.wave, tuple(link.scales), routing)
     own = answers.items.get(str(item.item_id), {})
     out: dict[str, Any] = {}
@@ -342,16 +359,20 @@ async def _write_responses(
 
 
 def _apply(link: LinkView, answers: Answers, inst: Instrument, updates: Sequence[tuple[str, Any]]) -> None:
-    # Steps are recomputed only after a routing answer: only those can reveal or hide a later step.
-    routing = _routing_ids(inst)
-    steps = {s.key: s for s in steps_for(link, answers, inst)}
+    # The plan is worked out again only after a routing answer: only those can reveal or hide a step.
+    routing = _routing_order(inst.id_version)
+    scopes = _Scopes(link, answers)
+    plan = plan_for(link, answers, inst)
+    where = {key: (q, n) for q, n, key in plan.entries}
     for key, value in updates:
-        step = steps.get(key)
-        if step is None:
+        found = where.get(key)
+        if found is None:
             continue
-        answers.set(step, value)
-        if step.question.id in routing:
-            steps = {s.key: s for s in steps_for(link, answers, inst)}
+        question, number = found
+        scopes[number][question.id] = value
+        if question.id in routing:
+            plan = plan_for(link, answers, inst)
+            where = {key: (q, n) for q, n, key in plan.entries}
 
 
 @dataclass(slots=True)
@@ -387,7 +408,7 @@ async def save_answers(
 
     result = await db.run_write(body)
     if result.status == "saved":
-        link.answers = json.loads(result.answers.to_json())
+        link.answers = result.answers.copied()
     return result
 
 
@@ -453,7 +474,11 @@ async def _submit_in(
         )
     if link.expires_at <= now:
         return SubmitResult("expired", answers)
-    missing = first_unanswered(steps_for(link, answers, inst), answers)
+    missing = (
+        None
+        if _answered_all(link, answers, inst)
+        else first_unanswered(steps_for(link, answers, inst), answers)
+    )
     if missing is not None:
         if updates:
             update = ("UPDATE survey_link SET answers = ? WHERE id = ?", (answers.to_json(), link.id))
@@ -466,8 +491,18 @@ async def _submit_in(
     )
     await _write_responses(t, link, answers, inst, mode or link.mode, now, update, items_fresh)
     link.completed_at = now
-    link.answers = json.loads(answers.to_json())
+    link.answers = answers.copied()
     return SubmitResult("completed", answers, completed_at=now)
+
+
+def _answered_all(link: LinkView, answers: Answers, inst: Instrument) -> bool:
+    """Whether every step of the plan is answered (the quick test before looking for the first gap)."""
+    keys = [str(i.item_id) for i in exit_items(link)]
+    person, items = answers.person, answers.items
+    return all(
+        q.id in (items.get(keys[n - 1], {}) if n else person)
+        for q, n, _ in plan_for(link, answers, inst).entries
+    )
 
 
 def _aware(value: Any) -> Any:
@@ -503,7 +538,7 @@ async def _link_by_token(t: db.Statements, token: str) -> tuple[LinkView, dict[s
     link = LinkView(
         id=row["id"], person_key=row["person_key"], instrument_version=row["instrument_version"],
         scales=[s for s in row["scales"].split(",") if s], mode=row["mode"], lang=row["lang"],
-        answers=json.loads(row["answers"] or "{}"), expires_at=_aware(row["expires_at"]),
+        answers=msgspec.json.decode(row["answers"] or "{}"), expires_at=_aware(row["expires_at"]),
         completed_at=_aware(row["completed_at"]),
         items=[
             LinkItemView(item_id=i["item_id"], referral_pk=i["referral"], provider=i["provider"],
@@ -545,18 +580,15 @@ async def submit_by_token(
     return await db.run_write(body)
 
 
-def _routing_ids(inst: Instrument) -> frozenset[str]:
-    """Question ids that some condition looks at: only answering one of these can change the steps."""
-    return _routing_of(inst.id_version)
-
-
 @cache
-def _routing_of(id_version: str) -> frozenset[str]:
+def _routing_order(id_version: str) -> tuple[str, ...]:
+    """Question ids that some condition looks at, sorted: only answering one of these can change the
+    steps (and `_routing_values` lists them in this order)."""
     inst = load_instrument(id_version)
     ids = {c.question for q in inst.questions for c in q.when}
     for pinned in inst.scales.values():
         ids |= {c.question for q in load_instrument(pinned).questions for c in q.when}
-    return frozenset(ids)
+    return tuple(sorted(ids))
 
 
 def validate_updates(link: LinkView, raw: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], Problems]:
@@ -573,32 +605,48 @@ def _validate_into(
 ) -> tuple[list[tuple[str, Any]], Problems]:
     """`validate_updates`, setting each valid answer on `answers` as it goes."""
     inst = instrument_of(link)
-    routing = _routing_ids(inst)
+    routing = _routing_order(inst.id_version)
+    scopes = _Scopes(link, answers)
     pending = dict(raw)
     accepted: list[tuple[str, Any]] = []
     problems: Problems = []
-    steps = steps_for(link, answers, inst)
+    plan = plan_for(link, answers, inst)
     changed = True
     while pending and changed:
         changed = False
-        for step in steps:
-            if step.key not in pending:
+        for question, number, key in plan.entries:
+            if key not in pending:
                 continue
-            value, err_en, err_cy = check_answer(step, pending.pop(step.key))
+            value, err_en, err_cy = _check(question, pending.pop(key))
             if err_en:
-                problems.append({"key": step.key, "message": err_en, "message_cy": err_cy or err_en})
+                problems.append({"key": key, "message": err_en, "message_cy": err_cy or err_en})
                 continue
-            answers.set(step, value)
-            accepted.append((step.key, value))
-            if step.question.id in routing:
-                changed = True  # this answer may reveal or hide later steps: recompute them
+            scopes[number][question.id] = value
+            accepted.append((key, value))
+            if question.id in routing:
+                changed = True  # this answer may reveal or hide later steps: plan them again
                 break
         if changed:
-            steps = steps_for(link, answers, inst)
+            plan = plan_for(link, answers, inst)
     for key in pending:
         problems.append({"key": key, "message": "This is not a question of this survey",
                          "message_cy": "Dydy hwn ddim yn gwestiwn yn yr arolwg hwn"})  # fmt: skip
     return accepted, problems
+
+
+class _Scopes:
+    """Where a plan entry's answer is set, by exit item number: the person's answers (0), else the item's."""
+
+    __slots__ = ("answers", "keys")
+
+    def __init__(self, link: LinkView, answers: Answers) -> None:
+        self.answers = answers
+        self.keys = [str(i.item_id) for i in exit_items(link)]
+
+    def __getitem__(self, number: int) -> dict[str, Any]:
+        if not number:
+            return self.answers.person
+        return self.answers.items.setdefault(self.keys[number - 1], {})
 
 
 async def set_language(link: LinkView, lang: str) -> None:
