@@ -301,61 +301,75 @@ async def _write_responses(
     completed_at: dt.datetime | None,
     link_update: tuple[str, tuple[Any, ...]],
     items_fresh: bool = False,
-) -> int:
-    """Run the link's own UPDATE, then insert or update each item's response row; returns how many
-    response rows were written.
+    expected: str | None = None,
+) -> bool:
+    """Run the link's own UPDATE, then insert or update each item's response row.
 
-    `link_update` is the UPDATE of the link row (statement, arguments). On PostgreSQL it rides along
-    with the first item's statement as a data-modifying CTE (which always runs once, to completion):
-    one round trip fewer. `items_fresh`: the link's items were read inside this transaction, with the
-    link locked, so their response ids are current; otherwise they are read again (another save may
-    have created a row).
+    `link_update` is the UPDATE of the link row (statement ending in its WHERE, arguments).
+    `items_fresh`: the link's items were read inside this transaction, with the link locked, so their
+    response ids are current; otherwise they are read again (another save may have created a row).
+
+    On PostgreSQL all of it is one statement: the link's update as a data-modifying CTE, and each
+    item's write running only if the link's did. `expected` (PostgreSQL only) makes it a compare and
+    set for a write without the lock: the link is updated only while it is still open with exactly
+    these stored answers; returns False, having written nothing, when it is not.
     """
-    lead_sql, lead_args = link_update
-    lead: tuple[str, tuple[Any, ...]] | None = None
-    if t.sqlite or not link.items:
-        await t.execute(lead_sql, *lead_args)
-    else:
-        lead = (f"WITH l AS ({lead_sql}) ", lead_args)
     now = _now()
     if items_fresh:
         current = {i.item_id: i.response_id for i in link.items}
     else:
         rows = await t.fetch("SELECT id, response FROM link_item WHERE link = ?", link.id)
         current = {r["id"]: r["response"] for r in rows}
+    writes: list[tuple[LinkItemView, int | None, dict[str, Any]]] = []
     for item in link.items:
         cols = answer_columns(item_answers(link, answers, item, inst))
         cols.update(mode=mode, completed_at=completed_at, updated_at=now)
         response_id = current.get(item.item_id)
-        names = list(cols)
-        prefix, prefix_args = lead or ("", ())
-        lead = None
-        if response_id is not None:
-            sets = ", ".join(f"{c} = ?" for c in names)
-            await t.execute(
-                f"{prefix}UPDATE response SET {sets} WHERE id = ?", *prefix_args, *cols.values(), response_id
-            )
-            continue
-        key = submission_key(link.id, item.item_id)
-        cols.update(
-            referral=item.referral_pk, wave=item.wave, instrument_version=link.instrument_version,
-            submission_key=key, created_at=now,
-        )  # fmt: skip
-        names = list(cols)
-        marks = ", ".join("?" for _ in names)
-        insert = f"INSERT INTO response ({', '.join(names)}) VALUES ({marks}) RETURNING id"
-        if not t.sqlite:
-            # One round trip on PostgreSQL: insert the row and point the item at it.
-            ctes = f"{prefix}, r AS ({insert})" if prefix else f"WITH r AS ({insert})"
-            await t.execute(
-                f"{ctes} UPDATE link_item SET response = (SELECT id FROM r) WHERE id = ?",
-                *prefix_args, *cols.values(), item.item_id,
+        if response_id is None:
+            cols.update(
+                referral=item.referral_pk, wave=item.wave, instrument_version=link.instrument_version,
+                submission_key=submission_key(link.id, item.item_id), created_at=now,
             )  # fmt: skip
+        writes.append((item, response_id, cols))
+    lead_sql, lead_args = link_update
+    if t.sqlite:
+        assert expected is None, "SQLite writes always hold the write lock"
+        await t.execute(lead_sql, *lead_args)
+        for item, response_id, cols in writes:
+            if response_id is not None:
+                sets = ", ".join(f"{c} = ?" for c in cols)
+                await t.execute(f"UPDATE response SET {sets} WHERE id = ?", *cols.values(), response_id)
+                continue
+            marks = ", ".join("?" for _ in cols)
+            row = await t.fetchrow(
+                f"INSERT INTO response ({', '.join(cols)}) VALUES ({marks}) RETURNING id", *cols.values()
+            )
+            assert row is not None
+            await t.execute("UPDATE link_item SET response = ? WHERE id = ?", row["id"], item.item_id)
+        return True
+    args: list[Any] = [*lead_args]
+    if expected is not None:
+        lead_sql += " AND completed_at IS NULL AND answers = ?"
+        args.append(expected)
+    parts = [f"l AS ({lead_sql} RETURNING id)"]
+    for n, (item, response_id, cols) in enumerate(writes):
+        if response_id is not None:
+            sets = ", ".join(f"{c} = ?" for c in cols)
+            parts.append(f"u{n} AS (UPDATE response SET {sets} WHERE id = ? AND EXISTS (SELECT 1 FROM l))")
+            args += [*cols.values(), response_id]
             continue
-        row = await t.fetchrow(insert, *cols.values())
-        assert row is not None
-        await t.execute("UPDATE link_item SET response = ? WHERE id = ?", row["id"], item.item_id)
-    return len(link.items)
+        marks = ", ".join("?" for _ in cols)
+        parts.append(
+            f"r{n} AS (INSERT INTO response ({', '.join(cols)}) SELECT {marks} "
+            "WHERE EXISTS (SELECT 1 FROM l) RETURNING id)"
+        )
+        parts.append(
+            f"i{n} AS (UPDATE link_item SET response = (SELECT id FROM r{n}) "
+            f"WHERE id = ? AND EXISTS (SELECT 1 FROM r{n}))"
+        )
+        args += [*cols.values(), item.item_id]
+    done = await t.fetchrow(f"WITH {', '.join(parts)} SELECT count(*) AS n FROM l", *args)
+    return done is not None and done["n"] == 1
 
 
 def _apply(link: LinkView, answers: Answers, inst: Instrument, updates: Sequence[tuple[str, Any]]) -> None:
@@ -514,22 +528,25 @@ def _aware(value: Any) -> Any:
     return value
 
 
-async def _link_by_token(t: db.Statements, token: str) -> tuple[LinkView, dict[str, Any]] | None:
-    """The link of a token, read (and on PostgreSQL locked) on the transaction's own connection.
+async def _link_by_token(
+    t: db.Statements, token: str, lock: bool = True
+) -> tuple[LinkView, dict[str, Any]] | None:
+    """The link of a token, read (and on PostgreSQL locked, unless `lock` is false) on the statements'
+    own connection.
 
     The same view as `surveys.links.resolve_link`, in one statement: the link's columns come on each
     of its item rows (a link has one to a few items), one round trip fewer on PostgreSQL.
     """
     if not token or len(token) > 100:
         return None
-    lock = "" if t.sqlite else " FOR UPDATE OF sl"
+    lock_clause = "" if t.sqlite or not lock else " FOR UPDATE OF sl"
     rows = await t.fetch(
         "SELECT sl.id, sl.person_key, sl.instrument_version, sl.scales, sl.mode, sl.lang, sl.answers, "
         "sl.expires_at, sl.completed_at, li.id AS item_id, li.referral, li.wave, li.response, "
         "o.code AS provider, o.service AS service "
         "FROM survey_link sl LEFT JOIN link_item li ON li.link = sl.id "
         "LEFT JOIN referral r ON r.id = li.referral LEFT JOIN organisation o ON o.id = r.provider "
-        f"WHERE sl.token_hash = ? ORDER BY li.id{lock}",
+        f"WHERE sl.token_hash = ? ORDER BY li.id{lock_clause}",
         token_hash(token),
     )
     if not rows:
@@ -562,6 +579,11 @@ async def submit_by_token(
     (nothing is saved), else (link, result, []).
     """
     now = _now()
+    if not db.is_sqlite():
+        completed = await db.run_unlocked(lambda t: _complete_unlocked(t, token, raw, mode, now))
+        if completed is not None:
+            link, answers = completed
+            return link, SubmitResult("completed", answers, completed_at=now), []
 
     async def body(t: db.Statements) -> tuple[LinkView | None, SubmitResult | None, Problems]:
         found = await _link_by_token(t, token)
@@ -578,6 +600,45 @@ async def submit_by_token(
         return link, result, []
 
     return await db.run_write(body)
+
+
+async def _complete_unlocked(
+    t: db.Statements, token: str, raw: Mapping[str, Any], mode: str | None, now: dt.datetime
+) -> tuple[LinkView, Answers] | None:
+    """PostgreSQL's usual submit in two statements and no transaction: read the link without a lock,
+    then complete it with one compare-and-set statement (`_write_responses` with `expected`).
+
+    Returns the completed link and its answers, or None when this is not the plain case (unknown,
+    completed, expired, invalid or incomplete, or the link changed in between, or a concurrent writer
+    made a response row): the locked transaction then decides, as it does for every submit on SQLite.
+    """
+    found = await _link_by_token(t, token, lock=False)
+    if found is None:
+        return None
+    link, row = found
+    if link.completed_at is not None or link.expires_at <= now:
+        return None
+    inst = instrument_of(link)
+    answers = Answers.from_json(link.answers)
+    _, problems = _validate_into(link, answers, raw)
+    if problems or not _answered_all(link, answers, inst):
+        return None
+    update = (
+        "UPDATE survey_link SET answers = ?, completed_at = ?, opened_at = COALESCE(opened_at, ?) "
+        "WHERE id = ?",
+        (answers.to_json(), now, now, link.id),
+    )
+    try:
+        written = await _write_responses(
+            t, link, answers, inst, mode or link.mode, now, update, items_fresh=True, expected=row["answers"]
+        )
+    except db.UniqueViolation:
+        return None  # a concurrent save made a response row this read did not see
+    if not written:
+        return None
+    link.completed_at = now
+    link.answers = answers.copied()
+    return link, answers
 
 
 @cache

@@ -12,6 +12,7 @@ import pytest
 from surveys.importing import import_referrals
 from surveys.links import create_link, referral_pk, resolve_link
 from surveys.messages import SURVEY_FORBIDDEN, find_forbidden
+from surveys.responses import HELPED
 from surveys.scheduling import person_lang
 from surveys.tables import LinkItem, Response, SurveyLink
 from tests.conftest import referral_line, referrals_csv
@@ -367,3 +368,82 @@ async def test_concurrent_submits_store_one_response(client: Any, orgs: None) ->
     assert sum(1 for r in results if not r.json()["repeated"]) == 1
     assert await Response.count().run() == 1
     assert (await SurveyLink.select(SurveyLink.completed_at).first())["completed_at"] is not None
+
+
+async def test_concurrent_submits_with_answers_store_one_response(client: Any, orgs: None) -> None:
+    """Submits carrying every answer race for a link nobody saved on (on PostgreSQL the unlocked
+    compare-and-set path): one completes it, the others see it done, one response row."""
+    import asyncio
+
+    token, _ = await make_link()
+    body = {"answers": EXIT_ANSWERS}
+    results = await asyncio.gather(
+        *[client.post(f"/api/v1/surveys/{token}/submit", json=body) for _ in range(8)]
+    )
+    assert all(r.status_code == 200 for r in results), [r.text for r in results]
+    assert sum(1 for r in results if not r.json()["repeated"]) == 1
+    rows = await Response.select(Response.completed_at, Response.cope, Response.satisfaction)
+    assert len(rows) == 1 and rows[0]["completed_at"] is not None
+    assert (rows[0]["cope"], rows[0]["satisfaction"]) == (3, "very_satisfied")
+
+
+async def test_api_submit_of_a_combined_link_writes_each_support(client: Any, orgs: None) -> None:
+    token, _ = await make_link([("VS", "R1", "exit"), ("ROSA", "R2", "exit")])
+    answers = {k: v for k, v in EXIT_ANSWERS.items() if not k.startswith("helped_") and k != "satisfaction"}
+    for n, helped in ((1, "a_lot"), (2, "no")):
+        answers |= {f"{h}.{n}": helped for h in HELPED}
+        answers[f"satisfaction.{n}"] = "very_satisfied" if n == 1 else "fairly_dissatisfied"
+    r = await client.post(f"/api/v1/surveys/{token}/submit", json={"answers": answers})
+    assert r.status_code == 200, r.text
+    assert r.json()["responses"] == 2
+    # Each support's answers in the response its link item points at (items in link order).
+    items = await LinkItem.select(LinkItem.response).order_by(LinkItem.id)
+    rows = [
+        await Response.select(Response.helped_cope, Response.satisfaction, Response.completed_at)
+        .where(Response.id == i["response"])
+        .first()
+        for i in items
+    ]
+    assert [(x["helped_cope"], x["satisfaction"]) for x in rows] == [
+        ("a_lot", "very_satisfied"), ("no", "fairly_dissatisfied")
+    ]  # fmt: skip
+    assert all(x["completed_at"] is not None for x in rows)
+    assert await Response.count().run() == 2
+
+
+async def test_unlocked_completion_refuses_a_link_changed_since_it_was_read(client: Any, orgs: None) -> None:
+    """PostgreSQL's two-statement submit is a compare and set: when a save lands between its read and
+    its write, it writes nothing, and the submit is decided again under the lock."""
+    from surveys import db
+    from surveys.pages import flow
+
+    if db.is_sqlite():
+        pytest.skip("the unlocked path is PostgreSQL's; SQLite writes always hold the write lock")
+    token, _ = await make_link()
+    read = await db.run_unlocked(lambda t: flow._link_by_token(t, token, lock=False))
+    assert read is not None
+    link, row = read
+    saved = await client.put(f"/api/v1/surveys/{token}/answers", json={"answers": {"cope": "2"}})
+    assert saved.status_code == 200
+    answers = flow.Answers.from_json({})
+    flow._validate_into(link, answers, EXIT_ANSWERS)
+    now = dt.datetime.now(dt.UTC)
+    update = (
+        "UPDATE survey_link SET answers = ?, completed_at = ? WHERE id = ?",
+        (answers.to_json(), now, link.id),
+    )
+    inst = flow.instrument_of(link)
+
+    async def write(t: Any) -> bool:
+        return await flow._write_responses(
+            t, link, answers, inst, "web", now, update, True, expected=row["answers"]
+        )
+
+    assert await db.run_unlocked(write) is False
+    assert (await SurveyLink.select(SurveyLink.completed_at).first())["completed_at"] is None
+    assert await Response.count().where(Response.completed_at.is_not_null()).run() == 0
+    # The save's partial row is there; a submit now completes it (under the lock), keeping one row.
+    r = await client.post(f"/api/v1/surveys/{token}/submit", json={"answers": EXIT_ANSWERS})
+    assert r.status_code == 200 and not r.json()["repeated"]
+    rows = await Response.select(Response.cope, Response.completed_at)
+    assert len(rows) == 1 and rows[0]["cope"] == 3 and rows[0]["completed_at"] is not None
