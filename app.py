@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_409_CONFLICT, HTTP_42
 
 from access import logging as access_logging
 from access.controllers import DataProtectionController
-from access.policy import guard, provide_principal, public
+from access.policy import check_request, provide_principal, public
 from analysis.controllers import AlertController, ReviewController
 from exports.controllers import ExportController, VrgController
 from outcomes.controllers import MetricsController
@@ -145,7 +145,7 @@ async def on_shutdown(app: Litestar) -> None:
 
 
 def create_app() -> Litestar:
-    """The application, with every route behind the access-policy guard."""
+    """The application, with every route behind the access-policy check."""
     assets = create_static_files_router(
         path=ASSETS, directories=[swagger_ui.static_path], opt=public(), include_in_schema=False,
         name="schema-assets",
@@ -169,7 +169,7 @@ def create_app() -> Litestar:
             *survey_page_handlers(),
         ],
         template_config=survey_template_config(),
-        guards=[guard],
+        before_request=check_request,
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers={
             FileRejected: file_rejected,

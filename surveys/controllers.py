@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from access import audit
 from access.keys import Principal
-from access.policy import client_address, policy
+from access.policy import after_policy, client_address, policy
 from surveys import importing, responses, services
 from surveys.schemas import (
     ImportSummary,
@@ -43,7 +43,7 @@ def import_route(operation_id: str, *roles: str, scoped: bool = False) -> Any:
     """`POST /import` of a file: large bodies allowed, exactly one file part, the roles given."""
     return post(
         "/import", operation_id=operation_id, opt=policy(*roles, scoped=scoped), status_code=HTTP_200_OK,
-        request_max_body_size=MAX_FILE_BYTES, before_request=require_one_file,
+        request_max_body_size=MAX_FILE_BYTES, before_request=after_policy(require_one_file),
     )  # fmt: skip
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import sqlite3
 import threading
@@ -217,20 +216,18 @@ class _SQLiteStatements(Statements):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    @staticmethod
-    def _values(args: Sequence[Any]) -> list[Any]:
-        # Timestamps are stored as ISO 8601 text, as Piccolo writes Timestamptz.
-        return [a.isoformat() if isinstance(a, dt.datetime) else a for a in args]
+    # Timestamps need no conversion here: Piccolo registers sqlite3 adapters (its Timestamptz text, in
+    # UTC) for the whole module, so these rows read the same as the ones Piccolo writes.
 
     async def fetchrow(self, text: str, *args: Any) -> dict[str, Any] | None:
-        row: dict[str, Any] | None = self.conn.execute(text, self._values(args)).fetchone()
+        row: dict[str, Any] | None = self.conn.execute(text, args).fetchone()
         return row
 
     async def fetch(self, text: str, *args: Any) -> list[dict[str, Any]]:
-        return list(self.conn.execute(text, self._values(args)).fetchall())
+        return list(self.conn.execute(text, args).fetchall())
 
     async def execute(self, text: str, *args: Any) -> None:
-        self.conn.execute(text, self._values(args))
+        self.conn.execute(text, args)
 
 
 class UniqueViolation(Exception):

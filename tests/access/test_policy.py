@@ -7,9 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from litestar.routes import HTTPRoute
 
 from access.keys import revoke_key
-from access.policy import POLICY_KEY, Policy
+from access.policy import POLICY_KEY, Policy, check_request
 from app import create_app
 
 
@@ -30,6 +31,18 @@ def api_routes() -> list[tuple[str, str, Policy]]:
 def test_every_route_declares_a_policy() -> None:
     missing = [(m, p) for m, p, rule in api_routes() if not isinstance(rule, Policy)]
     assert missing == []
+
+
+def test_every_route_is_behind_the_policy_check() -> None:
+    """The check is the app's `before_request`, which a controller or handler setting its own would
+    replace, and which Litestar runs for HTTP routes only: both would open a route to anyone."""
+    app = create_app()
+    for route in app.routes:
+        assert isinstance(route, HTTPRoute), f"{route.path} is not an HTTP route"
+        for handler in route.route_handlers:
+            hook = handler.resolve_before_request()
+            checked = hook is check_request or getattr(hook, "policy_checked", False)
+            assert checked, f"{route.path} {handler.http_methods}"
 
 
 def concrete(path: str) -> str:
