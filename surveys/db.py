@@ -173,8 +173,13 @@ async def start(engine: Engine | None = None) -> bool:
 
 async def stop(engine: Engine | None = None) -> None:
     engine = engine or current_engine()
-    if isinstance(engine, PostgresEngine) and engine.pool is not None:
-        await engine.close_connection_pool()
+    if isinstance(engine, PostgresEngine):
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing of this loop to close
+            connections = _WRITE_CONNECTIONS.pop(asyncio.get_running_loop(), None)
+            if connections is not None:
+                await connections.close()
+        if engine.pool is not None:
+            await engine.close_connection_pool()
 
 
 def placeholders(engine: Engine, count: int, start_at: int = 1) -> list[str]:
@@ -426,58 +431,108 @@ async def run_write(body: Callable[[Statements], Coroutine[Any, Any, T]]) -> T:
 
     On SQLite the body runs in one step on the writer thread, batched with others (see
     `_SQLiteWriter`), and must await nothing but its `Statements` (it raises RuntimeError otherwise,
-    and its writes are rolled back); on PostgreSQL it runs in a transaction on a pooled connection.
+    and its writes are rolled back); on PostgreSQL it runs in a transaction on one of the write
+    connections (`_WriteConnections`).
     """
     engine = current_engine()
     if isinstance(engine, SQLiteEngine):
         return await _sqlite_writer(engine).run(body)
-    assert isinstance(engine, PostgresEngine) and engine.pool is not None, "db.start() opens the pool"
-    pool = engine.pool
+    assert isinstance(engine, PostgresEngine)
     # Straight on the driver (BEGIN and COMMIT as plain statements): Piccolo's and asyncpg's
     # transaction objects were a tenth of a submit's time. Never inside another transaction: the
     # callers are request handlers.
-    async with _pool_turn():
-        conn = await pool.acquire()
-        try:
-            await conn.execute("BEGIN")
-            try:
-                result = await body(_PostgresStatements(conn))
-            except BaseException:
-                # The body's error is the one to report; a broken connection is the pool's to replace.
-                with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
-            return result
-        finally:
-            await pool.release(conn)
+    connections = _write_connections(engine)
+    conn = await connections.take()
+    try:
+        await conn.execute("BEGIN")
+        result = await body(_PostgresStatements(conn))
+        await conn.execute("COMMIT")
+    except BaseException:
+        connections.discard(conn)  # closing it rolls back whatever it was in the middle of
+        raise
+    connections.give_back(conn)
+    return result
 
 
 async def run_unlocked(body: Callable[[Statements], Coroutine[Any, Any, T]]) -> T:
-    """PostgreSQL only: run `body` on a pooled connection outside a transaction, each statement
-    committing on its own. For a read followed by a single compare-and-set statement, two round trips
-    where a locked transaction takes four; the body must make any write of more than one statement
-    safe itself (one statement, guarded by what it read)."""
+    """PostgreSQL only: run `body` outside a transaction, each statement committing on its own.
+
+    For a read followed by a single compare-and-set statement: two round trips where a locked
+    transaction takes four. The body must make any write of more than one statement safe itself (one
+    statement, guarded by what it read).
+    """
     engine = current_engine()
-    assert isinstance(engine, PostgresEngine) and engine.pool is not None, "PostgreSQL, after db.start()"
-    async with _pool_turn(), engine.pool.acquire() as conn:
-        return await body(_PostgresStatements(conn))
+    assert isinstance(engine, PostgresEngine), "PostgreSQL only"
+    connections = _write_connections(engine)
+    conn = await connections.take()
+    try:
+        result = await body(_PostgresStatements(conn))
+    except BaseException:
+        connections.discard(conn)
+        raise
+    connections.give_back(conn)
+    return result
 
 
-_POOL_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+class _WriteConnections:
+    """PostgreSQL connections of `run_write` and `run_unlocked`, handed out first come, first served.
+
+    Not the engine's pool: asyncpg's acquire and release (a shielded task and a reset each time) took
+    22 µs against about 1 µs here. POOL_SIZE of them, opened on first use, one set per event loop,
+    closed by `stop()`. Turns are taken on a semaphore, which keeps its waiters in order (an asyncio
+    queue or asyncpg's pool let a newcomer take a connection meant for a woken waiter, who then went to
+    the back: under 64 concurrent submits some waited ten times the median). A connection whose user
+    failed or was cancelled is closed, never handed on (it may be in a transaction or mid-statement),
+    and replaced on next use.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.turns = asyncio.Semaphore(POOL_SIZE)
+        self.free: list[Any] = [None] * POOL_SIZE  # None: a connection not opened yet
+        self.open: set[Any] = set()
+
+    async def take(self) -> Any:
+        await self.turns.acquire()
+        conn = self.free.pop()
+        if conn is not None and not conn.is_closed():
+            return conn
+        self.open.discard(conn)
+        try:
+            conn = await asyncpg.connect(**self.config)
+        except BaseException:
+            self._back(None)
+            raise
+        self.open.add(conn)
+        return conn
+
+    def give_back(self, conn: Any) -> None:
+        self._back(conn)
+
+    def discard(self, conn: Any) -> None:
+        self.open.discard(conn)
+        conn.terminate()
+        self._back(None)
+
+    def _back(self, conn: Any) -> None:
+        self.free.append(conn)
+        self.turns.release()
+
+    async def close(self) -> None:
+        for conn in list(self.open):
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
+        self.open.clear()
+
+
+_WRITE_CONNECTIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriteConnections] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _pool_turn() -> asyncio.Semaphore:
-    """First come, first served for the pool's connections.
-
-    asyncpg's pool hands a released connection to whichever task asks next, and a waiter that was
-    woken but not yet run goes back to the end of the queue: under 64 concurrent submits some waited
-    ten times longer than the median. A semaphore as wide as the pool queues them fairly.
-    """
+def _write_connections(engine: PostgresEngine) -> _WriteConnections:
     loop = asyncio.get_running_loop()
-    turn = _POOL_TURNS.get(loop)
-    if turn is None:
-        turn = _POOL_TURNS[loop] = asyncio.Semaphore(POOL_SIZE)
-    return turn
+    connections = _WRITE_CONNECTIONS.get(loop)
+    if connections is None or connections.config != engine.config:
+        connections = _WRITE_CONNECTIONS[loop] = _WriteConnections(dict(engine.config))
+    return connections
