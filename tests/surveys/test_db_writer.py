@@ -108,3 +108,25 @@ async def test_concurrent_bodies_each_commit_or_fail_alone(orgs: None) -> None:
     # No lost update: every successful body saw a name one mark longer than the one before it.
     lengths = sorted(r for r in results if isinstance(r, int))
     assert lengths == list(range(len("General service") + 1, len(name) + 1))
+
+
+async def test_on_postgres_a_cancelled_body_leaves_nothing_and_the_next_one_runs(orgs: None) -> None:
+    if db.is_sqlite():
+        pytest.skip("SQLite bodies never wait, so there is nothing to cancel mid-way")
+
+    async def slow(t: db.Statements) -> None:
+        await t.execute("UPDATE organisation SET name = ? WHERE code = ?", "Cancelled", "VS")
+        await t.execute("SELECT pg_sleep(5)")
+
+    task = asyncio.create_task(db.run_write(slow))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Every write connection in turn: none is left mid-statement or inside the cancelled transaction.
+    for n in range(db.POOL_SIZE + 2):
+        await db.run_write(
+            lambda t, n=n: t.execute("UPDATE organisation SET name = ? WHERE code = ?", f"N{n}", "ROSA")
+        )
+    assert await name_of("VS") == "General service"
+    assert await name_of("ROSA") == f"N{db.POOL_SIZE + 1}"
