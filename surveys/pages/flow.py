@@ -22,6 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from types import MappingProxyType
 from typing import Any, Literal
 
 import msgspec
@@ -54,6 +55,9 @@ class Step:
     item: LinkItemView | None = None
     item_number: int = 0  # 1-based among the link's exit items; 0 for person-level questions
     item_count: int = 0
+
+
+_NO_ANSWERS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -98,9 +102,9 @@ class Answers:
     def set(self, step: Step, value: Any) -> None:
         self.scope(step)[step.question.id] = value
 
-    def merged(self, item: LinkItemView) -> dict[str, Any]:
-        """Person-level answers with one item's answers on top (what conditions of that item see)."""
-        return {**self.person, **self.items.get(str(item.item_id), {})}
+    def own(self, item: LinkItemView) -> Mapping[str, Any]:
+        """One item's own answers (about its support), empty when it has none yet."""
+        return self.items.get(str(item.item_id), _NO_ANSWERS)
 
     def digest(self) -> str:
         """A short fingerprint of the answers, so a repeated submit can be told from a different one."""
@@ -143,8 +147,8 @@ def plan_for(link: LinkView, answers: Answers, inst: Instrument) -> Plan:
     exits = exit_items(link)
     return _plan(
         inst.id_version, tuple(link.scales), tuple(link.waves), len(exits),
-        _routing_values(answers.person, routing),
-        tuple(_routing_values(answers.merged(item), routing) for item in exits),
+        _routing_values(routing, answers.person),
+        tuple(_routing_values(routing, answers.own(i), answers.person) for i in exits),
     )  # fmt: skip
 
 
@@ -165,13 +169,20 @@ def steps_for(link: LinkView, answers: Answers, inst: Instrument | None = None) 
 RoutingValues = tuple[tuple[str, Any], ...]
 
 
-def _routing_values(answers: Mapping[str, Any], routing: tuple[str, ...]) -> RoutingValues:
-    """The answers that conditions look at, hashable: all that decides which steps are asked."""
-    return tuple(
-        (qid, tuple(v) if isinstance(v, list) else v)
-        for qid in routing
-        if qid in answers and isinstance(v := answers[qid], list | str | int | float | type(None))
-    )
+def _routing_values(routing: tuple[str, ...], *scopes: Mapping[str, Any]) -> RoutingValues:
+    """The answers that conditions look at, hashable: all that decides which steps are asked. Each is
+    taken from the first scope that has it (an item's own answers, then the person's)."""
+    values = []
+    for qid in routing:
+        for scope in scopes:
+            if qid in scope:
+                value = scope[qid]
+                if isinstance(value, list):
+                    values.append((qid, tuple(value)))
+                elif isinstance(value, str | int | float | None):
+                    values.append((qid, value))
+                break
+    return tuple(values)
 
 
 @lru_cache(maxsize=4096)
@@ -254,9 +265,9 @@ def item_answers(link: LinkView, answers: Answers, item: LinkItemView, inst: Ins
     Person-level answers apply to every item; answers to questions now hidden (say, after changing
     an earlier answer) are left out, so the stored response matches what the routing asked.
     """
-    routing = _routing_values(answers.merged(item), _routing_order(inst.id_version))
+    own = answers.own(item)
+    routing = _routing_values(_routing_order(inst.id_version), own, answers.person)
     asked = _asked_ids(inst.id_version, item.wave, tuple(link.scales), routing)
-    own = answers.items.get(str(item.item_id), {})
     out: dict[str, Any] = {}
     for qid in asked:
         source = own if qid in PER_ITEM else answers.person
