@@ -5,6 +5,7 @@ connection."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -130,3 +131,30 @@ async def test_on_postgres_a_cancelled_body_leaves_nothing_and_the_next_one_runs
         )
     assert await name_of("VS") == "General service"
     assert await name_of("ROSA") == f"N{db.POOL_SIZE + 1}"
+
+
+async def test_on_sqlite_the_write_ahead_log_starts_again_instead_of_growing(
+    orgs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a steady stream of writes the checkpoint thread never copies the last frames back (writes
+    go on while it works), and a log starts again only once all of it is copied: without the writer
+    finishing the job, every write made the log file longer."""
+    if not db.is_sqlite():
+        pytest.skip("SQLite's write-ahead log")
+    engine = db.current_engine()
+    writer = db._sqlite_writer(engine)  # type: ignore[arg-type]
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 50)
+    await db.run_write(lambda t: t.execute("CREATE TABLE wal_probe (id INTEGER PRIMARY KEY, body TEXT)"))
+
+    async def stream(n: int) -> None:
+        for k in range(400):
+            await db.run_write(
+                lambda t, k=k: t.execute("INSERT INTO wal_probe (body) VALUES (?)", f"{n}:{k}" * 20)
+            )
+
+    await asyncio.gather(*[stream(n) for n in range(5)])  # 2,000 writes, 5 at a time
+    rows = await db.run_write(lambda t: t.fetchrow("SELECT count(*) AS n FROM wal_probe"))
+    assert rows is not None and rows["n"] == 2000
+    page = 4096 + 24  # a frame: a page and its header
+    frames = os.path.getsize(f"{engine.path}-wal") // page  # type: ignore[attr-defined]
+    assert frames < 400, frames  # a log that never started again held a frame or more per write
