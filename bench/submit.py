@@ -1,16 +1,19 @@
 """Benchmark: 64 concurrent clients submitting complete surveys through the JSON API, against a bare
 Litestar endpoint doing the same response insert with the raw driver, on SQLite and PostgreSQL.
 
-    python bench/submit.py [--requests N] [--clients 64] [--engines sqlite,postgres]
+    python bench/submit.py [--requests N] [--clients 64] [--rounds 3] [--engines sqlite,postgres]
                            [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
 Each engine runs in its own process (Piccolo binds tables to the engine at import). For each one a
-fresh database is migrated and filled with one link per request (one exit referral each); the real
-app is started with uvicorn (one worker) and every client posts a complete survey to
-`/api/v1/surveys/{token}/submit`, each link once. Then the bare app (this module's `bare_app`, also
+fresh database is migrated and filled with one link per request and round (one exit referral each).
+Then, in alternating rounds (the machine is shared and drifts; both sides meet the same drift), the
+real app is started with uvicorn (one worker) and every client posts a complete survey to
+`/api/v1/surveys/{token}/submit`, each link once; and the bare app (this module's `bare_app`, also
 under uvicorn) answers `POST /bare` by inserting an equivalent response row with aiosqlite or
-asyncpg directly. The load generator is an httpx client in another process on the same 2 cores, so
-both figures include its cost; the ratio compares like with like.
+asyncpg directly. The load generator (a minimal HTTP/1.1 client, `Connection`) runs in another
+process on the same 2 cores, so both figures include its cost; the ratio compares like with like.
+Throughput is each side's median round; latency percentiles are over every request of every round;
+each round's throughput is printed too. The app runs without its background jobs (see `main`).
 
 Goals: throughput ratio (app / bare) >= 0.5 and app p99 < 50 ms. Last line: one JSON object.
 """
@@ -23,6 +26,7 @@ import datetime as dt
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -218,15 +222,22 @@ async def drive(base: str, paths: list[str], clients: int, warmup: int) -> dict[
     elapsed = time.perf_counter() - started
     for c in conns:
         await c.close()
-    latencies.sort()
+    return {"latencies": latencies, "failures": failures, "elapsed": elapsed}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one side: the median round's throughput, and latency percentiles over every request."""
+    latencies = sorted(x for run in runs for x in run["latencies"])
 
     def pct(p: float) -> float:
         return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
 
+    rates = [len(run["latencies"]) / run["elapsed"] for run in runs]
     return {
         "requests": len(latencies),
-        "failures": failures,
-        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "failures": sum(run["failures"] for run in runs),
+        "throughput_rps": round(statistics.median(rates), 1),
+        "rounds_rps": [round(r, 1) for r in rates],
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
     }
@@ -275,23 +286,29 @@ async def prepare(requests: int) -> list[str]:
     return tokens
 
 
-def run_engine(requests: int, clients: int) -> dict[str, Any]:
-    tokens = asyncio.run(prepare(requests))
+def run_engine(requests: int, clients: int, rounds: int) -> dict[str, Any]:
+    """Rounds of the app then the bare endpoint, alternating, so that both meet the same drift of a
+    shared machine; each round submits `requests` fresh links (and inserts as many bare rows)."""
+    tokens = asyncio.run(prepare(requests * rounds))
+    # The bare rows use the referrals after the links', so neither side sees the other's rows.
+    bare_ids = asyncio.run(_referral_ids_from(requests * rounds))
     env = dict(os.environ)
     log = Path(tempfile.gettempdir()) / f"vop-bench-submit-{os.getpid()}.log"
-    proc, base = start_server("app:create_app", env, log)
-    try:
-        app_result = asyncio.run(drive(base, [f"/api/v1/surveys/{t}/submit" for t in tokens], clients, 200))
-    finally:
-        stop_server(proc)
-    proc, base = start_server("bench.submit:bare_app", env, log)
-    try:
-        # The bare rows use the second half of the referrals, so neither run sees the other's rows.
-        first = asyncio.run(_referral_ids_from(requests))
-        bare_result = asyncio.run(drive(base, [f"/bare/{r}" for r in first], clients, 200))
-    finally:
-        stop_server(proc)
-    return {"app": app_result, "bare": bare_result}
+    app_runs, bare_runs = [], []
+    for n in range(rounds):
+        part = slice(n * requests, (n + 1) * requests)
+        proc, base = start_server("app:create_app", env, log)
+        try:
+            paths = [f"/api/v1/surveys/{t}/submit" for t in tokens[part]]
+            app_runs.append(asyncio.run(drive(base, paths, clients, 200)))
+        finally:
+            stop_server(proc)
+        proc, base = start_server("bench.submit:bare_app", env, log)
+        try:
+            bare_runs.append(asyncio.run(drive(base, [f"/bare/{r}" for r in bare_ids[part]], clients, 200)))
+        finally:
+            stop_server(proc)
+    return {"app": summarise(app_runs), "bare": summarise(bare_runs)}
 
 
 async def _referral_ids_from(offset: int) -> list[int]:
@@ -304,8 +321,8 @@ async def _referral_ids_from(offset: int) -> list[int]:
     return [r["id"] for r in rows]
 
 
-def child(engine: str, requests: int, clients: int, pg: str) -> None:
-    print(json.dumps(run_engine(requests, clients)))
+def child(engine: str, requests: int, clients: int, rounds: int) -> None:
+    print(json.dumps(run_engine(requests, clients, rounds)))
 
 
 def main() -> None:
@@ -314,16 +331,23 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of app and bare")
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.requests, args.clients, args.pg)
+        child(args.child, args.requests, args.clients, args.rounds)
         return
-    summary: dict[str, Any] = {"benchmark": "submit", "clients": args.clients, "requests": args.requests}
+    summary: dict[str, Any] = {
+        "benchmark": "submit", "clients": args.clients, "requests": args.requests, "rounds": args.rounds,
+    }  # fmt: skip
     for engine in args.engines.split(","):
+        # The app serves as a web process alone (VOP_BACKGROUND_JOBS=false, with `vop text run`,
+        # `vop schedule` and `vop dispatch` from cron, as the README describes): otherwise the text
+        # analysis of one round's answers runs during the next. Those jobs have their own benchmarks.
         env = {**os.environ, "VOP_ENV": "test", "VOP_RATE_LIMIT_FAILURES": "100000"}
+        env["VOP_BACKGROUND_JOBS"] = "false"
         env.setdefault("VOP_SECRET_KEY", "bench-secret-key-0123456789abcdef-0123456789")
         tmp = tempfile.mkdtemp(prefix="vop-bench-submit-")
         dbname = ""
@@ -337,7 +361,7 @@ def main() -> None:
         try:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", engine, "--requests", str(args.requests),
-                 "--clients", str(args.clients)],
+                 "--clients", str(args.clients), "--rounds", str(args.rounds)],
                 env=env, cwd=ROOT, capture_output=True, text=True,
             )  # fmt: skip
             if out.returncode != 0:
@@ -351,17 +375,18 @@ def main() -> None:
         ratio = round(app["throughput_rps"] / bare["throughput_rps"], 3)
         print(
             f"{engine:8s} app  {app['throughput_rps']:8.1f} req/s  p50 {app['p50_ms']:7.1f} ms  "
-            f"p99 {app['p99_ms']:7.1f} ms  failures {app['failures']}"
+            f"p99 {app['p99_ms']:7.1f} ms  failures {app['failures']}  rounds {app['rounds_rps']}"
         )
         print(
             f"{engine:8s} bare {bare['throughput_rps']:8.1f} req/s  p50 {bare['p50_ms']:7.1f} ms  "
-            f"p99 {bare['p99_ms']:7.1f} ms  failures {bare['failures']}"
+            f"p99 {bare['p99_ms']:7.1f} ms  failures {bare['failures']}  rounds {bare['rounds_rps']}"
         )
         summary[engine] = {
             "app_rps": app["throughput_rps"], "bare_rps": bare["throughput_rps"], "ratio": ratio,
             "ratio_goal_met": ratio >= 0.5, "app_p99_ms": app["p99_ms"], "app_p50_ms": app["p50_ms"],
             "p99_goal_met": app["p99_ms"] < 50, "bare_p99_ms": bare["p99_ms"],
             "app_failures": app["failures"], "bare_failures": bare["failures"],
+            "app_rounds_rps": app["rounds_rps"], "bare_rounds_rps": bare["rounds_rps"],
         }  # fmt: skip
     print(json.dumps(summary))
 
