@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 from collections.abc import Callable
 from functools import lru_cache
@@ -73,9 +74,27 @@ async def analyse_rows(rows: list[dict[str, Any]]) -> tuple[int, int]:
         return 0, 0
     pipeline = analyser()
     results = await asyncio.to_thread(pipeline.analyse, [row[field] for row, field in answers])
+    analysed = list(zip(answers, results, strict=True))
+    alerts = 0
+    # A transaction per few responses, never per batch: on SQLite a transaction holds the one write
+    # lock, and 500 responses' statements held it for seconds, stalling every survey submit meanwhile.
+    # A response's answers are stored together, so one that is not yet analysed has no row at all.
+    by_response = [list(group) for _, group in itertools.groupby(analysed, key=lambda e: e[0][0]["id"])]
+    for start in range(0, len(by_response), ROWS_PER_TRANSACTION):
+        alerts += await _store(
+            [e for group in by_response[start : start + ROWS_PER_TRANSACTION] for e in group]
+        )
+    return len(answers), alerts
+
+
+ROWS_PER_TRANSACTION = 20
+
+
+async def _store(analysed: list[tuple[tuple[dict[str, Any], str], dict[str, Any]]]) -> int:
+    """Store the analyses of a few answers in one transaction; returns how many raised an alert."""
     alerts = 0
     async with db.write_transaction():
-        for (row, field), found in zip(answers, results, strict=True):
+        for (row, field), found in analysed:
             await (
                 TextAnalysis.delete()
                 .where((TextAnalysis.response == row["id"]) & (TextAnalysis.field == field))
@@ -104,7 +123,7 @@ async def analyse_rows(rows: list[dict[str, Any]]) -> tuple[int, int]:
                     subject_type="referral",
                     subject_id=str(row["referral"]),
                 )
-    return len(answers), alerts
+    return alerts
 
 
 async def process(

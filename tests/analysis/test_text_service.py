@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from analysis import services
 from analysis.tables import SafeguardingAlert, TextAnalysis
 from surveys.links import referral_pk
@@ -155,3 +157,36 @@ def test_classify_cli(tmp_files: str) -> None:
         env=dict(os.environ),
     )
     assert bad.returncode == 1 and "line 1" in bad.stderr
+
+
+async def test_analyses_are_stored_a_few_responses_at_a_time(
+    client: Any, keys: dict[str, dict[str, str]], monkeypatch: Any
+) -> None:
+    """Each transaction stores a few whole responses (one long transaction stalled survey submits on
+    SQLite's one write lock). When one fails, the responses stored before it stay, and the rest stay
+    pending whole: none of their answers is stored, so none is skipped later."""
+    await seed(client, keys, people=5)  # 6 responses of one answer each
+    pk, _ = await referral_pk("VS", "V0")
+    await Response.insert(  # a 7th with two answers, which a chunk must not split
+        Response(referral=pk, wave="exit", completed_at=WHEN, barriers_text=WAITING, gaps_text=WAITING)
+    ).run()
+    monkeypatch.setattr(services, "ROWS_PER_TRANSACTION", 2)
+    store = services._store
+    calls: list[list[tuple[int, str]]] = []
+
+    async def failing_third(analysed: Any) -> int:
+        calls.append([(row["id"], field) for (row, field), _ in analysed])
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        return int(await store(analysed))
+
+    monkeypatch.setattr(services, "_store", failing_third)
+    with pytest.raises(RuntimeError, match="went away"):
+        await services.process()
+    assert [len({r for r, _ in call}) for call in calls] == [2, 2, 2]
+    stored = await TextAnalysis.select(TextAnalysis.response, TextAnalysis.field).run()
+    assert sorted((r["response"], r["field"]) for r in stored) == sorted(calls[0] + calls[1])
+    monkeypatch.setattr(services, "_store", store)
+    # The third chunk's 2 responses (one of them the danger) and the two-answer one: 4 answers.
+    assert await services.process() == {"answers": 4, "alerts": 1}
+    assert await TextAnalysis.count() == 8
