@@ -77,8 +77,8 @@ async def analyse_rows(rows: list[dict[str, Any]]) -> tuple[int, int]:
     analysed = list(zip(answers, results, strict=True))
     alerts = 0
     # A transaction per few responses, never per batch: on SQLite a transaction holds the one write
-    # lock, and 500 responses' statements held it for seconds, stalling every survey submit meanwhile.
-    # A response's answers are stored together, so one that is not yet analysed has no row at all.
+    # lock, and every survey submit waits while a batch of 500 responses is stored statement by
+    # statement. A response's answers are stored together, so one not yet analysed has no row at all.
     by_response = [list(group) for _, group in itertools.groupby(analysed, key=lambda e: e[0][0]["id"])]
     for start in range(0, len(by_response), ROWS_PER_TRANSACTION):
         alerts += await _store(
