@@ -509,15 +509,32 @@ async def _submit_in(
             update = ("UPDATE survey_link SET answers = ? WHERE id = ?", (answers.to_json(), link.id))
             await _write_responses(t, link, answers, inst, mode or link.mode, None, update, items_fresh)
         return SubmitResult("incomplete", answers, missing=missing)
+    await _complete(t, link, answers, inst, mode or link.mode, now, items_fresh)
+    return SubmitResult("completed", answers, completed_at=now)
+
+
+async def _complete(
+    t: db.Statements,
+    link: LinkView,
+    answers: Answers,
+    inst: Instrument,
+    mode: str,
+    now: dt.datetime,
+    items_fresh: bool,
+    expected: str | None = None,
+) -> bool:
+    """Store the answers and close the link and its responses as completed at `now`; False when
+    `expected` (see `_write_responses`) no longer holds and nothing was written."""
     update = (
         "UPDATE survey_link SET answers = ?, completed_at = ?, opened_at = COALESCE(opened_at, ?) "
         "WHERE id = ?",
         (answers.to_json(), now, now, link.id),
     )
-    await _write_responses(t, link, answers, inst, mode or link.mode, now, update, items_fresh)
+    if not await _write_responses(t, link, answers, inst, mode, now, update, items_fresh, expected):
+        return False
     link.completed_at = now
     link.answers = answers.copied()
-    return SubmitResult("completed", answers, completed_at=now)
+    return True
 
 
 def _answered_all(link: LinkView, answers: Answers, inst: Instrument) -> bool:
@@ -634,22 +651,11 @@ async def _complete_unlocked(
     _, problems = _validate_into(link, answers, raw)
     if problems or not _answered_all(link, answers, inst):
         return None
-    update = (
-        "UPDATE survey_link SET answers = ?, completed_at = ?, opened_at = COALESCE(opened_at, ?) "
-        "WHERE id = ?",
-        (answers.to_json(), now, now, link.id),
-    )
     try:
-        written = await _write_responses(
-            t, link, answers, inst, mode or link.mode, now, update, items_fresh=True, expected=row["answers"]
-        )
+        done = await _complete(t, link, answers, inst, mode or link.mode, now, True, expected=row["answers"])
     except db.UniqueViolation:
         return None  # a concurrent save made a response row this read did not see
-    if not written:
-        return None
-    link.completed_at = now
-    link.answers = answers.copied()
-    return link, answers
+    return (link, answers) if done else None
 
 
 @cache
