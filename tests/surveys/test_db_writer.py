@@ -126,12 +126,12 @@ async def test_on_postgres_a_cancelled_body_leaves_nothing_and_the_next_one_runs
     with pytest.raises(asyncio.CancelledError):
         await task
     # Every write connection in turn: none is left mid-statement or inside the cancelled transaction.
-    for n in range(db.POOL_SIZE + 2):
+    for n in range(db.WRITE_CONNECTIONS + 2):
         await db.run_write(
             lambda t, n=n: t.execute("UPDATE organisation SET name = ? WHERE code = ?", f"N{n}", "ROSA")
         )
     assert await name_of("VS") == "General service"
-    assert await name_of("ROSA") == f"N{db.POOL_SIZE + 1}"
+    assert await name_of("ROSA") == f"N{db.WRITE_CONNECTIONS + 1}"
 
 
 async def test_on_sqlite_the_write_ahead_log_starts_again_instead_of_growing(
