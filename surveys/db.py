@@ -286,9 +286,8 @@ def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
 class _LongLivedConnection:
     """A sqlite3 connection kept open, reopened when the database file was replaced (tests, `vop demo`)."""
 
-    def __init__(self, kwargs: dict[str, Any], autocheckpoint: int) -> None:
+    def __init__(self, kwargs: dict[str, Any]) -> None:
         self.kwargs = kwargs
-        self.autocheckpoint = autocheckpoint
         self.conn: sqlite3.Connection | None = None
         self.file_id: tuple[int, int] | None = None
 
@@ -302,7 +301,7 @@ class _LongLivedConnection:
             conn.row_factory = dict_factory
             conn.execute("PRAGMA foreign_keys = 1")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {self.autocheckpoint}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are `_SQLiteWriter`'s to run
             self.conn, self.file_id = conn, file_id
         return self.conn
 
@@ -344,8 +343,8 @@ class _SQLiteWriter:
         kwargs = {**connection_kwargs, "isolation_level": None, "check_same_thread": False, "detect_types": 0}
         # The writer never checkpoints: copying the log back into the database (and its fsync) took
         # tens of milliseconds inside a commit. A thread of its own does it beside the writer.
-        self.connection = _LongLivedConnection(kwargs, autocheckpoint=0)
-        self.checkpoints = _LongLivedConnection(kwargs, autocheckpoint=0)
+        self.connection = _LongLivedConnection(kwargs)
+        self.checkpoints = _LongLivedConnection(kwargs)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vop-sqlite-writer")
         self.checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vop-sqlite-checkpoint")
         self.since_checkpoint = 0

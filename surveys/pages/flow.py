@@ -85,9 +85,6 @@ class Answers:
         """The answers as the link stores them, copied (later changes to these answers don't reach it)."""
         return {"person": dict(self.person), "items": {k: dict(v) for k, v in self.items.items()}}
 
-    def scope(self, step: Step) -> dict[str, Any]:
-        return self.items.setdefault(str(step.item.item_id), {}) if step.item else self.person
-
     def has(self, step: Step) -> bool:
         """Whether the step was answered (or skipped)."""
         if step.item:
@@ -98,9 +95,6 @@ class Answers:
         if step.item:
             return self.items.get(str(step.item.item_id), {}).get(step.question.id)
         return self.person.get(step.question.id)
-
-    def set(self, step: Step, value: Any) -> None:
-        self.scope(step)[step.question.id] = value
 
     def own(self, item: LinkItemView) -> Mapping[str, Any]:
         """One item's own answers (about its support), empty when it has none yet."""
