@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from piccolo.engine.base import Engine
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 
 T = TypeVar("T")
@@ -77,6 +77,53 @@ class VopSQLiteEngine(SQLiteEngine):
             conn.execute("PRAGMA synchronous=NORMAL")
 
 
+class SafePostgresTransaction(PostgresTransaction):
+    """Piccolo's PostgreSQL transaction keeps its pooled connection for ever when BEGIN fails, or when
+    the rollback fails, as it does for a task cancelled mid-statement (a background job at shutdown):
+    the pool's close then waited for it, and `vop serve` hung on stopping. This always gives it back
+    (asyncpg's pool resets, or closes, a connection left mid-transaction or mid-statement)."""
+
+    async def __aenter__(self) -> PostgresTransaction:
+        if self._parent is not None:
+            return self._parent
+        self.connection = await self.get_connection()
+        try:
+            self.transaction = self.connection.transaction()
+            await self.begin()
+        except BaseException:
+            await self._give_back()
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception is not None:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        finally:
+            await self._give_back()
+            self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+    async def _give_back(self) -> None:
+        if self.engine.pool:
+            await self.engine.pool.release(self.connection)
+        else:
+            await self.connection.close()
+
+
+class VopPostgresEngine(PostgresEngine):
+    """PostgreSQL engine with a transaction that never keeps its connection."""
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        return SafePostgresTransaction(engine=self, allow_nested=allow_nested)
+
+
 def postgres_config(url: str) -> dict[str, Any]:
     """asyncpg connection arguments from a postgresql:// URL."""
     parts = urlsplit(url)
@@ -94,7 +141,7 @@ def postgres_config(url: str) -> dict[str, Any]:
 def build_engine(url: str) -> Engine:
     """The Piccolo engine for a `sqlite:///file` or `postgresql://` URL."""
     if url.startswith(("postgres://", "postgresql://")):
-        return PostgresEngine(config=postgres_config(url))
+        return VopPostgresEngine(config=postgres_config(url))
     path = url.removeprefix("sqlite:///")
     return VopSQLiteEngine(path=path, timeout=BUSY_TIMEOUT_SECONDS)
 

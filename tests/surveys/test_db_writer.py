@@ -163,3 +163,25 @@ async def test_on_sqlite_the_write_ahead_log_starts_again_instead_of_growing(
     page = 4096 + 24  # a frame: a page and its header
     frames = os.path.getsize(f"{engine.path}-wal") // page  # type: ignore[attr-defined]
     assert frames < 400, frames  # a log that never started again held a frame or more per write
+
+
+async def test_a_transaction_cancelled_mid_statement_gives_its_connection_back(orgs: None) -> None:
+    """Piccolo's PostgreSQL transaction kept its connection when a task was cancelled mid-statement (a
+    background job at shutdown), and closing the pool then waited for ever."""
+    engine = db.current_engine()
+    if db.is_sqlite():
+        pytest.skip("PostgreSQL's pool")
+
+    async def job() -> None:
+        while True:
+            async with db.write_transaction():
+                await Organisation.select().run()
+                await Organisation.count().run()
+
+    for pause in [0.02 * n for n in range(1, 16)]:
+        task = asyncio.create_task(job())
+        await asyncio.sleep(pause)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    pool = engine.pool  # type: ignore[attr-defined]
+    assert pool.get_idle_size() == pool.get_size()
