@@ -1,12 +1,14 @@
-"""`surveys.db.run_write`: one write transaction of raw statements, on SQLite in one step on the writer
-thread (bodies queued meanwhile share a commit, each in its own savepoint), on PostgreSQL on a pooled
-connection."""
+"""`surveys.db.run_write`: one write transaction of raw statements, on SQLite in one step on the event
+loop, or on the writer thread while another connection holds the lock (bodies queued together share a
+commit, each in its own savepoint), on PostgreSQL on a pooled connection."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sqlite3
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -72,14 +74,29 @@ async def test_on_sqlite_a_held_write_lock_queues_the_body_instead_of_failing(or
 
     async with db.write_transaction():
         # Another writer (Piccolo's own connection) holds SQLite's write lock: the body waits on the
-        # writer thread, without blocking this event loop.
+        # writer thread, without blocking this event loop (which that writer needs to commit).
         await Organisation.update({Organisation.name: "Renamed first"}).where(Organisation.code == "ROSA")
         queued = asyncio.create_task(db.run_write(body))
+        started = time.monotonic()
         await asyncio.sleep(0.2)
+        assert time.monotonic() - started < 5, "the event loop waited for SQLite's lock"
         assert not queued.done()
     # Once the other writer commits, the queued body runs, and sees what it committed.
     assert await asyncio.wait_for(queued, timeout=30) == "Renamed first"
     assert await name_of("VS") == "After the other writer"
+
+
+async def test_on_sqlite_a_body_runs_on_the_event_loop_while_the_lock_is_free(orgs: None) -> None:
+    """No hand-over to a thread and back when nothing else is writing (the usual case)."""
+    if not db.is_sqlite():
+        pytest.skip("PostgreSQL bodies always run on the event loop")
+
+    async def body(t: db.Statements) -> int:
+        await t.execute("UPDATE organisation SET name = ? WHERE code = ?", "On the loop", "VS")
+        return threading.get_ident()
+
+    assert await db.run_write(body) == threading.get_ident()
+    assert await name_of("VS") == "On the loop"
 
 
 async def test_concurrent_bodies_each_commit_or_fail_alone(orgs: None) -> None:
