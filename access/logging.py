@@ -25,6 +25,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import InitVar, dataclass
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -288,19 +289,31 @@ def mask_segments(path: str) -> str:
     return "/".join(parts)[:200]
 
 
+PATH_PARAMETER = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+
+
+@lru_cache(maxsize=1024)
+def _masked_template(template: str) -> str:
+    """A route template with every parameter that is never logged masked (routes are few; most paths,
+    survey tokens among them, need no more than this)."""
+    return PATH_PARAMETER.sub(lambda m: m.group(0) if m.group(1) in SAFE_PATH_PARAMS else MASK, template)
+
+
 def log_path(scope: Any, raw_path: str | None = None) -> str:
     """The path as logged: the route's template with only code-like parameters filled, else masked."""
     template = scope.get("path_template") or ""
     handler = scope.get("route_handler")
     if template and handler is not None and not getattr(handler, "is_mount", False):
+        masked = _masked_template(template)
+        if "{" not in masked:
+            return masked
         params = scope.get("path_params") or {}
 
         def value(match: re.Match[str]) -> str:
-            name = match.group(1)
-            raw = str(params.get(name, ""))
-            return raw if name in SAFE_PATH_PARAMS and SAFE_VALUE.match(raw) else MASK
+            raw = str(params.get(match.group(1), ""))
+            return raw if SAFE_VALUE.match(raw) else MASK
 
-        return re.sub(r"\{([^}:]+)(?::[^}]*)?\}", value, template)
+        return PATH_PARAMETER.sub(value, masked)
     return mask_segments(raw_path if raw_path is not None else str(scope.get("path", "")))
 
 

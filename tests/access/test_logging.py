@@ -271,6 +271,12 @@ def test_paths_are_masked() -> None:
     assert access_logging.log_path(scope) == "/api/v1/referrals/VS/***"
     scope["path_params"] = {"provider": EMAIL, "referral_id": "R1"}
     assert access_logging.log_path(scope) == "/api/v1/referrals/***/***"
+    scope = {
+        "path_template": "/api/v1/surveys/{token:str}/submit",
+        "route_handler": object(),
+        "path_params": {"token": FAKE_TOKEN},
+    }
+    assert access_logging.log_path(scope) == "/api/v1/surveys/***/submit"
 
 
 def test_scrubbing_masks_data_in_any_event() -> None:
