@@ -52,12 +52,15 @@ def csp(nonce: str | None = None) -> str:
     return policy.replace(" 'nonce-'", "")
 
 
+NO_SCRIPT_CSP = csp()  # the policy of every response that is not a page with a nonce
+
+
 async def secure_headers(response: Response[Any]) -> Response[Any]:
     """after_request: the safety headers on every survey response, redirects and errors included."""
-    for name, value in SAFE_HEADERS.items():
-        response.headers[name] = value
-    if "Content-Security-Policy" not in response.headers:
-        response.headers["Content-Security-Policy"] = csp()
+    headers = response.headers
+    headers.update(SAFE_HEADERS)
+    if "Content-Security-Policy" not in headers:
+        headers["Content-Security-Policy"] = NO_SCRIPT_CSP
     return response
 
 
