@@ -264,7 +264,7 @@ class Statements:
 
 class _SQLiteStatements(Statements):
     """Statements on a plain sqlite3 connection. The methods are coroutines that never suspend, so a
-    whole transaction body runs to its end in one step on the writer thread (see `run_write`)."""
+    whole transaction body runs to its end in one step (see `run_write`)."""
 
     sqlite = True
 
@@ -397,12 +397,12 @@ class _SQLiteWriter:
     the disk (WAL with synchronous=NORMAL: a commit writes to the page cache; the fsync is the
     checkpoint thread's), while handing it to a thread and back costs two wake-ups and the GIL going
     back and forth. On a 2-core VM of this project a ping-pong between two threads took 94 µs, and
-    the server's CPU per submit under 64 clients fell from 0.92-1.05 ms (batches on a writer thread)
-    to 0.67-0.75 ms (the same batches on the loop). The loop never waits for the lock: its
-    connection's busy timeout is 0, so when another connection holds the write lock (a Piccolo
-    transaction, another process) BEGIN fails at once and the batch goes to the writer thread, which
-    waits with the usual busy timeout; while that thread has work, new bodies queue behind it and
-    keep their order.
+    the server's CPU per submit under 64 clients fell from 0.90-1.05 ms (batches on a writer thread,
+    4 runs) to 0.62-0.87 ms (on the loop, 9 runs; that machine's speed varied by half within minutes).
+    The loop never waits for the lock: its connection's busy timeout is 0, so when another connection
+    holds the write lock (a Piccolo transaction, another process) BEGIN fails at once and the batch
+    goes to the writer thread, which waits with the usual busy timeout; while that thread has work,
+    new bodies queue behind it and keep their order.
     """
 
     MAX_BATCH = 256  # bounds how long one transaction holds SQLite's write lock
