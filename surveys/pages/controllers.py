@@ -64,13 +64,6 @@ async def secure_headers(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def _lang(link: LinkView | None, request: Request[Any, Any, Any]) -> str:
-    wanted = request.query_params.get("lang")
-    if wanted in ("en", "cy"):
-        return wanted
-    return link.lang if link else "en"
-
-
 def page(
     request: Request[Any, Any, Any], template: str, lang: str, status: int = 200, **ctx: Any
 ) -> Template:
