@@ -163,9 +163,13 @@ async def test_on_sqlite_the_write_ahead_log_starts_again_instead_of_growing(
     writer = db._sqlite_writer(engine)  # type: ignore[arg-type]
     monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 50)
     await db.run_write(lambda t: t.execute("CREATE TABLE wal_probe (id INTEGER PRIMARY KEY, body TEXT)"))
-    # An empty log file to start from: its size afterwards is the longest the log grew here.
+    # An empty log file to start from: its size afterwards is the longest the log grew here. A checkpoint
+    # of earlier tests' writes may still be running on the checkpoint thread: TRUNCATE is then busy.
     with sqlite3.connect(engine.path, timeout=30) as conn:  # type: ignore[attr-defined]
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for _ in range(100):
+            if conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
+                break
+            await asyncio.sleep(0.1)
     assert os.path.getsize(f"{engine.path}-wal") == 0  # type: ignore[attr-defined]
 
     async def stream(n: int) -> None:
