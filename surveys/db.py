@@ -32,6 +32,10 @@ POOL_SIZE = 10  # PostgreSQL connections per process in Piccolo's pool
 # And for the write paths (`_WriteConnections`), opened as needed: more commits in flight let the server
 # flush more of them together (64 concurrent submits: p99 44-49 ms with 24, 41-51 ms with 10).
 WRITE_CONNECTIONS = 24
+# asyncpg keeps prepared statements up to this size; its default (15 KB) would parse and plan again, on
+# every use, a write shared by 16 submits of a longer instrument (about 13 KB with the core one; see
+# `_COMPLETIONS` in surveys/pages/flow.py).
+STATEMENT_CACHE_BYTES = 128 * 1024
 
 
 class SafeSQLiteTransaction(SQLiteTransaction):
@@ -636,7 +640,7 @@ class _WriteConnections:
             return conn
         self.open.discard(conn)
         try:
-            conn = await asyncpg.connect(**self.config)
+            conn = await asyncpg.connect(**self.config, max_cacheable_statement_size=STATEMENT_CACHE_BYTES)
         except BaseException:
             self._back(None)
             raise

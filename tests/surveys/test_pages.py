@@ -411,6 +411,100 @@ async def test_api_submit_of_a_combined_link_writes_each_support(client: Any, or
     assert await Response.count().run() == 2
 
 
+async def make_links(count: int) -> list[str]:
+    """`count` people, each with one exit referral and a link about it."""
+    lines = [referral_line("VS", f"R{n}", f"P{n}") for n in range(count)]
+    await import_referrals(referrals_csv(*lines), "r.csv")
+    tokens = []
+    for n in range(count):
+        found = await referral_pk("VS", f"R{n}")
+        assert found is not None
+        token, _ = await create_link(found[1], [(found[0], "exit")])
+        tokens.append(token)
+    return tokens
+
+
+async def test_submits_made_together_share_statements_and_keep_their_own_outcomes(
+    client: Any, orgs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, the plain submits that arrive in one turn of the event loop share one read and
+    one write; a repeat of one of them, an invalid answer and an unknown link each get their own answer."""
+    import asyncio
+
+    from surveys import db
+    from surveys.pages import flow
+
+    if db.is_sqlite():
+        pytest.skip("SQLite batches its writes in the writer (test_db_writer.py)")
+    tokens = await make_links(5)
+    reads: list[int] = []
+    writes: list[int] = []
+    read_links, compare_and_set = flow._LINK_READS.run, flow._compare_and_set
+
+    async def counted_reads(hashes: list[str | None]) -> Any:
+        reads.append(len(hashes))
+        return await read_links(hashes)
+
+    async def counted_writes(completions: list[Any]) -> list[bool]:
+        writes.append(len(completions))
+        return await compare_and_set(completions)
+
+    monkeypatch.setattr(flow._LINK_READS, "run", counted_reads)
+    monkeypatch.setattr(flow, "_compare_and_set", counted_writes)
+    results = await asyncio.gather(
+        *[flow.submit_by_token(t, EXIT_ANSWERS) for t in tokens[:4]],
+        flow.submit_by_token(tokens[0], EXIT_ANSWERS),
+        flow.submit_by_token(tokens[4], {**EXIT_ANSWERS, "cope": "9"}),
+        flow.submit_by_token("x" * 43, EXIT_ANSWERS),
+    )
+    # One read for all seven, one write for the four valid links (the repeat's link once).
+    assert reads == [7] and writes == [4]
+    outcomes = [(r[1].outcome if r[1] else None, bool(r[2])) for r in results]
+    assert outcomes[:4] == [("completed", False)] * 4
+    assert outcomes[4] == ("already", False)  # the repeat was decided under the lock
+    assert outcomes[5] == (None, True) and results[5][2][0]["key"] == "cope"
+    assert results[6] == (None, None, [])
+    links = await SurveyLink.select(SurveyLink.id, SurveyLink.completed_at).order_by(SurveyLink.id)
+    assert [x["completed_at"] is not None for x in links] == [True] * 4 + [False]
+    rows = await Response.select(Response.referral, Response.cope, Response.completed_at)
+    assert len(rows) == 4 and len({r["referral"] for r in rows}) == 4
+    assert all(r["cope"] == 3 and r["completed_at"] is not None for r in rows)
+
+
+async def test_a_conflict_in_a_shared_write_leaves_the_others_written(client: Any, orgs: None) -> None:
+    """The shared write is one transaction: when one link's part fails (a response row appeared that
+    its read did not see), each link is written alone, and only that one is left to the locked way."""
+    from surveys import db
+    from surveys.pages import flow
+
+    if db.is_sqlite():
+        pytest.skip("the shared compare-and-set write is PostgreSQL's")
+    tokens = await make_links(3)
+    now = dt.datetime.now(dt.UTC)
+    completions = []
+    for token in tokens:
+        read = await db.run_unlocked(lambda t, token=token: flow._link_by_token(t, token, lock=False))
+        assert read is not None
+        link, row = read
+        answers = flow.Answers.from_json({})
+        flow._validate_into(link, answers, EXIT_ANSWERS)
+        completions.append(
+            flow._Completion(link, answers, flow.instrument_of(link), "web", now, row["answers"])
+        )
+    # The middle link's response row, made after the reads (as a concurrent writer would).
+    middle = completions[1].link
+    await Response.insert(
+        Response(
+            referral=middle.items[0].referral_pk, wave="exit", created_at=now, updated_at=now,
+            submission_key=flow.submission_key(middle.id, middle.items[0].item_id),
+        )
+    )  # fmt: skip
+    assert await flow._write_completions(completions) == [True, False, True]
+    links = await SurveyLink.select(SurveyLink.completed_at).order_by(SurveyLink.id)
+    assert [x["completed_at"] is not None for x in links] == [True, False, True]
+    assert await Response.count().where(Response.completed_at.is_not_null()).run() == 2
+
+
 async def test_unlocked_completion_refuses_a_link_changed_since_it_was_read(client: Any, orgs: None) -> None:
     """PostgreSQL's two-statement submit is a compare and set: when a save lands between its read and
     its write, it writes nothing, and the submit is decided again under the lock."""
@@ -427,19 +521,9 @@ async def test_unlocked_completion_refuses_a_link_changed_since_it_was_read(clie
     assert saved.status_code == 200
     answers = flow.Answers.from_json({})
     flow._validate_into(link, answers, EXIT_ANSWERS)
-    now = dt.datetime.now(dt.UTC)
-    update = (
-        "UPDATE survey_link SET answers = ?, completed_at = ? WHERE id = ?",
-        (answers.to_json(), now, link.id),
-    )
     inst = flow.instrument_of(link)
-
-    async def write(t: Any) -> bool:
-        return await flow._write_responses(
-            t, link, answers, inst, "web", now, update, True, expected=row["answers"]
-        )
-
-    assert await db.run_unlocked(write) is False
+    stale = flow._Completion(link, answers, inst, "web", dt.datetime.now(dt.UTC), row["answers"])
+    assert await flow._compare_and_set([stale]) == [False]
     assert (await SurveyLink.select(SurveyLink.completed_at).first())["completed_at"] is None
     assert await Response.count().where(Response.completed_at.is_not_null()).run() == 0
     # The save's partial row is there; a submit now completes it (under the lock), keeping one row.
