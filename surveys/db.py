@@ -29,9 +29,10 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 10  # PostgreSQL connections per process in Piccolo's pool
-# And for the write paths (`_WriteConnections`), opened as needed: more commits in flight let the server
-# flush more of them together (64 concurrent submits: p99 44-49 ms with 24, 41-51 ms with 10).
-WRITE_CONNECTIONS = 24
+# And for the write paths (`_WriteConnections`), opened as needed. With submits sharing statements
+# (64 concurrent submits, 4 alternating rounds each): 2,339 req/s, p99 41 ms with 12; 2,278 req/s,
+# p99 44 ms with 24 (one round 58 ms); 1,940 req/s, p99 53 ms with 6.
+WRITE_CONNECTIONS = 12
 # asyncpg keeps prepared statements up to this size; its default (15 KB) would parse and plan again, on
 # every use, a write shared by 16 submits of a longer instrument (about 13 KB with the core one; see
 # `_COMPLETIONS` in surveys/pages/flow.py).
