@@ -634,9 +634,9 @@ def _link_view(rows: Sequence[dict[str, Any]]) -> tuple[LinkView, dict[str, Any]
     return link, row
 
 
-async def _read_links(hashes: list[str | None]) -> list[tuple[LinkView, dict[str, Any]] | None]:
+async def _read_links(hashes: list[str]) -> list[tuple[LinkView, dict[str, Any]] | None]:
     """PostgreSQL: the links of many token hashes, unlocked, in one statement (see `_LINK_READS`)."""
-    wanted = list(dict.fromkeys(h for h in hashes if h is not None))  # once each: a row per item
+    wanted = list(dict.fromkeys(hashes))  # each once: the statement returns a row per item
     rows = await db.run_unlocked(
         lambda t: t.fetch(
             _LINK_SELECT.format(links="unnest(?::text[]) AS wanted(hash) JOIN survey_link sl "
@@ -648,7 +648,7 @@ async def _read_links(hashes: list[str | None]) -> list[tuple[LinkView, dict[str
     for row in rows:
         by_hash.setdefault(row["token_hash"], []).append(row)
     # A view per call (the caller changes it), even when one token came twice.
-    return [_link_view(by_hash.get(h, [])) if h is not None else None for h in hashes]
+    return [_link_view(by_hash.get(h, [])) for h in hashes]
 
 
 @dataclass(slots=True)

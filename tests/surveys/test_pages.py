@@ -441,7 +441,7 @@ async def test_submits_made_together_share_statements_and_keep_their_own_outcome
     writes: list[int] = []
     read_links, compare_and_set = flow._LINK_READS.run, flow._compare_and_set
 
-    async def counted_reads(hashes: list[str | None]) -> Any:
+    async def counted_reads(hashes: list[str]) -> Any:
         reads.append(len(hashes))
         return await read_links(hashes)
 
