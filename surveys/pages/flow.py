@@ -550,6 +550,11 @@ async def _complete(
     """Store the answers and close the link and its responses as completed at `now`."""
     update = _completion_update(link, answers, now)
     await _write_responses(t, link, answers, inst, mode, now, update, items_fresh)
+    _mark_completed(link, answers, now)
+
+
+def _mark_completed(link: LinkView, answers: Answers, now: dt.datetime) -> None:
+    """The in-memory view after its completion was written."""
     link.completed_at = now
     link.answers = answers.copied()
 
@@ -707,8 +712,9 @@ async def _compare_and_set(completions: list[_Completion]) -> list[bool]:
 
 
 # The submits that reach a statement in the same turn of the event loop share it (`surveys.coalesce`).
-# 64 concurrent submits (bench/submit.py): 2,400-2,500 req/s with up to 16 writes a statement, against
-# 1,180 with none shared, 2,180 with 32 and 2,360 with 8.
+# 64 concurrent submits (bench/submit.py's load, 24 write connections then): 2,270-2,490 req/s over
+# four runs with up to 16 writes a statement, against 1,180 with none shared, 2,180 with 32 and 2,360
+# with 8.
 _LINK_READS = Coalescer(_read_links, limit=64)
 _COMPLETIONS = Coalescer(_write_completions, limit=16)
 
@@ -773,8 +779,7 @@ async def _complete_unlocked(
         return None
     if not await _COMPLETIONS(_Completion(link, answers, inst, mode or link.mode, now, row["answers"])):
         return None
-    link.completed_at = now
-    link.answers = answers.copied()
+    _mark_completed(link, answers, now)
     return link, answers
 
 
